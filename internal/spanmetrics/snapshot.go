@@ -1,0 +1,177 @@
+package spanmetrics
+
+import (
+	"time"
+)
+
+// Snapshot is a consistent copy of every series at one moment. The same
+// snapshot is handed to every sink; sinks must not modify it.
+type Snapshot struct {
+	// Time is when the snapshot was taken.
+	Time time.Time
+	// Names renders metric and label names.
+	Names *Names
+	// Bounds are the classic bucket upper bounds in the histogram unit,
+	// without +Inf.
+	Bounds []float64
+	// HistogramDisabled means only the calls counter is exposed.
+	HistogramDisabled bool
+	// Series are the live series, in no particular order.
+	Series []SeriesSnapshot
+	// Targets are the target_info series (resources with attributes other
+	// than the job/instance ones).
+	Targets []TargetSnapshot
+}
+
+// SeriesSnapshot is one series' cumulative state.
+type SeriesSnapshot struct {
+	// Key is the series identity; Names.Labels renders it.
+	Key string
+	// Overflow marks the otel_metric_overflow series.
+	Overflow bool
+	// New is true in the first snapshot that holds this series. Sinks
+	// expose a new series at zero first, so that rate() and increase() see
+	// its first increment.
+	New bool
+	// Created is when the series was created.
+	Created time.Time
+	// Count is the number of spans (the calls counter).
+	Count uint64
+	// Buckets are per-bucket (not cumulative) counts, one per bound plus
+	// the +Inf bucket.
+	Buckets []uint64
+	// Sum is the sum of durations in the histogram unit.
+	Sum float64
+	// Native is set when native histograms are enabled.
+	Native *NativeHistogram
+}
+
+// TargetSnapshot is one target_info series.
+type TargetSnapshot struct {
+	// Attributes are the labels, job and instance included.
+	Attributes []Label
+}
+
+// Snapshot copies every live series and removes those idle for longer than
+// the series expiration. Ingestion goes on meanwhile: each series is locked
+// only while it is copied.
+func (a *Aggregator) Snapshot(now time.Time) *Snapshot {
+	start := time.Now()
+	defer func() { a.m.snapshotDur.Observe(time.Since(start).Seconds()) }()
+	nb := len(a.bounds) + 1
+	n := int(a.nseries.Load()) + 1
+	snap := &Snapshot{
+		Time:              now,
+		Names:             a.names,
+		Bounds:            a.fbounds,
+		HistogramDisabled: a.cfg.Histogram.Disable,
+		Series:            make([]SeriesSnapshot, 0, n+n/8),
+	}
+	slab := make([]uint64, 0, (n+n/8)*nb)
+	var cutoff int64
+	if a.expiry > 0 {
+		cutoff = now.UnixNano() - a.expiry
+	}
+	var expired []*series
+	copySeries := func(s *series, overflow bool) {
+		s.mu.Lock()
+		if cutoff != 0 && s.lastSeen < cutoff && !overflow {
+			s.mu.Unlock()
+			expired = append(expired, s)
+			return
+		}
+		if len(slab)+nb > cap(slab) {
+			slab = make([]uint64, 0, 64*nb)
+		}
+		off := len(slab)
+		slab = append(slab, s.counts...)
+		ss := SeriesSnapshot{
+			Key:      s.key,
+			Overflow: overflow,
+			New:      !s.reported,
+			Created:  time.Unix(0, s.created),
+			Buckets:  slab[off:len(slab):len(slab)],
+			Sum:      float64(s.sumNs) / a.unitNs,
+		}
+		if s.native != nil {
+			ss.Native = &NativeHistogram{
+				Schema:        s.native.schema,
+				ZeroThreshold: NativeZeroThreshold,
+				ZeroCount:     s.native.zero,
+				Offset:        s.native.offset,
+				Counts:        append([]uint64(nil), s.native.counts...),
+			}
+		}
+		s.reported = true
+		s.mu.Unlock()
+		for _, c := range ss.Buckets {
+			ss.Count += c
+		}
+		snap.Series = append(snap.Series, ss)
+	}
+	for i := range a.shards {
+		sh := &a.shards[i]
+		sh.mu.RLock()
+		for _, head := range sh.m {
+			for s := head; s != nil; s = s.next {
+				copySeries(s, false)
+			}
+		}
+		sh.mu.RUnlock()
+		if len(expired) > 0 {
+			a.expire(sh, expired, cutoff)
+			expired = expired[:0]
+		}
+	}
+	if o := a.overflow.Load(); o != nil {
+		copySeries(o, true)
+	}
+	a.tmu.Lock()
+	for _, t := range a.targets {
+		if t.attrs != nil {
+			snap.Targets = append(snap.Targets, TargetSnapshot{Attributes: t.attrs})
+		}
+	}
+	a.tmu.Unlock()
+	return snap
+}
+
+// expire removes the given series from sh unless a span arrived after the
+// snapshot looked at them.
+func (a *Aggregator) expire(sh *shard, cands []*series, cutoff int64) {
+	sh.mu.Lock()
+	var gone []string
+	for _, s := range cands {
+		s.mu.Lock()
+		if s.lastSeen >= cutoff || s.dead {
+			s.mu.Unlock()
+			continue
+		}
+		s.dead = true
+		s.mu.Unlock()
+		h := xxhashString(s.key)
+		var prev *series
+	chain:
+		for c := sh.m[h]; c != nil; prev, c = c, c.next {
+			if c != s {
+				continue
+			}
+			switch {
+			case prev != nil:
+				prev.next = c.next
+			case c.next != nil:
+				sh.m[h] = c.next
+			default:
+				delete(sh.m, h)
+			}
+			break chain
+		}
+		a.nseries.Add(-1)
+		gone = append(gone, s.key[:targetPrefixLen(s.key)])
+	}
+	sh.mu.Unlock()
+	for _, t := range gone {
+		a.m.expired.Inc()
+		a.dropTargetRef(t)
+	}
+}
