@@ -83,9 +83,9 @@ type Config struct {
 	AggregationTemporality string `yaml:"aggregation_temporality"`
 
 	// Connector keys accepted for compatibility; they have no effect.
-	DimensionsCacheSize      int                    `yaml:"dimensions_cache_size"`
-	ResourceMetricsCacheSize int                    `yaml:"resource_metrics_cache_size"`
-	Exemplars                ExemplarsConfig        `yaml:"exemplars"`
+	DimensionsCacheSize      int             `yaml:"dimensions_cache_size"`
+	ResourceMetricsCacheSize int             `yaml:"resource_metrics_cache_size"`
+	Exemplars                ExemplarsConfig `yaml:"exemplars"`
 }
 
 // ExemplarsConfig is accepted for compatibility with the connector.

@@ -75,7 +75,7 @@ type Names struct {
 
 	constLabels    []Label
 	excludeService bool     // service.name excluded: no service_name label (job stays)
-	dimLabels   []string // label names of the aggregator's dimensions, in order
+	dimLabels      []string // label names of the aggregator's dimensions, in order
 }
 
 func newNames(cfg *Config, nc *NamingConfig, dims []dimSpec) *Names {

@@ -4,9 +4,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"strings"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,7 +63,7 @@ func seedRequests(t testing.TB) [][]byte {
 			spanSpec{service: "s", name: "x", status: ptrace.StatusCodeError, dur: time.Hour,
 				attrs: map[string]any{"a": 1.5, "b": []any{"x", int64(1), 2.5, nil, map[string]any{"k": "v", "a": []byte{1}}}, "k8s.namespace": []byte{0, 1, 2}}},
 			spanSpec{service: "s", name: "y", kind: ptrace.SpanKindClient, dur: 10 * time.Millisecond,
-				attrs: map[string]any{"a": 1e-7, "b": map[string]any{"z": 1e21, "y": "<&>"}, "http.method": ""},
+				attrs:    map[string]any{"a": 1e-7, "b": map[string]any{"z": 1e21, "y": "<&>"}, "http.method": ""},
 				resAttrs: map[string]any{"service.namespace": "ns", "a": "res", "http.status_code": long}}),
 	}
 	var out [][]byte

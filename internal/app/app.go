@@ -1,0 +1,255 @@
+// Package app wires `spanwatch serve`: it constructs the components in
+// order, runs them, flushes span-metric snapshots to every sink, and shuts
+// down in the documented order: readiness off → stop receivers → final
+// flush → close the HTTP servers. It holds no logic of its own beyond that.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/spanwatch/spanwatch/internal/buildinfo"
+	"github.com/spanwatch/spanwatch/internal/config"
+	"github.com/spanwatch/spanwatch/internal/export"
+	"github.com/spanwatch/spanwatch/internal/ingest"
+	"github.com/spanwatch/spanwatch/internal/spanmetrics"
+	"github.com/spanwatch/spanwatch/internal/web"
+)
+
+// Options configure `spanwatch serve`.
+type Options struct {
+	// Config is the loaded configuration file (config.Default() without one).
+	Config *config.File
+	// Ingest configures the OTLP receivers.
+	Ingest ingest.Config
+	// MetricsAddress serves the span-metrics exposition (/metrics).
+	MetricsAddress string
+	// WebAddress serves spanwatch's own metrics, health and, later, the API.
+	WebAddress string
+	// EnablePprof serves /debug/pprof/ on the web address.
+	EnablePprof bool
+	// ShutdownTimeout bounds each shutdown step.
+	ShutdownTimeout time.Duration
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// DefaultOptions returns the defaults of `spanwatch serve`.
+func DefaultOptions() Options {
+	return Options{
+		Config:          config.Default(),
+		Ingest:          ingest.DefaultConfig(),
+		MetricsAddress:  ":8889",
+		WebAddress:      ":8890",
+		ShutdownTimeout: 30 * time.Second,
+	}
+}
+
+// sink receives every snapshot.
+type sink interface {
+	ConsumeSnapshot(*spanmetrics.Snapshot)
+}
+
+// App is a running spanwatch server.
+type App struct {
+	opts     Options
+	logger   *slog.Logger
+	now      func() time.Time
+	reg      *prometheus.Registry
+	ready    *web.Readiness
+	agg      *spanmetrics.Aggregator
+	expo     *export.Exposition
+	receiver *ingest.Receiver
+	metrics  *web.Server
+	web      *web.Server
+	sinks    []sink
+
+	flushMu   sync.Mutex
+	flushes   prometheus.Counter
+	stopFlush chan struct{}
+	flushDone chan struct{}
+	shutdown  sync.Once
+	errShut   error
+}
+
+// New constructs every component without starting any.
+func New(opts Options) (*App, error) {
+	if opts.Config == nil {
+		opts.Config = config.Default()
+	}
+	if opts.ShutdownTimeout <= 0 {
+		opts.ShutdownTimeout = 30 * time.Second
+	}
+	a := &App{opts: opts, logger: opts.Logger, now: opts.Now, reg: prometheus.NewRegistry()}
+	if a.logger == nil {
+		a.logger = slog.New(slog.DiscardHandler)
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	a.reg.MustRegister(
+		buildinfo.Collector(),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	a.flushes = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "spanwatch_spanmetrics_flushes_total",
+		Help: "Snapshots taken and handed to the sinks.",
+	})
+	a.reg.MustRegister(a.flushes)
+	a.ready = web.NewReadiness("starting")
+
+	var err error
+	a.agg, err = spanmetrics.New(opts.Config.SpanMetrics, spanmetrics.Options{
+		Naming:     opts.Config.Exposition,
+		Logger:     a.logger.With("component", "spanmetrics"),
+		Registerer: a.reg,
+		Now:        a.now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.expo = export.NewExposition(a.reg)
+	a.sinks = append(a.sinks, a.expo)
+	a.receiver, err = ingest.New(opts.Ingest, a.agg, a.logger.With("component", "ingest"), a.reg)
+	if err != nil {
+		return nil, err
+	}
+
+	mmux := http.NewServeMux()
+	mmux.Handle("/metrics", a.expo.Handler())
+	a.metrics = web.NewServer("span-metrics exposition", opts.MetricsAddress, mmux, a.logger.With("component", "exposition"))
+
+	wmux := http.NewServeMux()
+	wmux.Handle("/metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg, EnableOpenMetrics: true}))
+	web.HealthHandlers(wmux, a.ready)
+	if opts.EnablePprof {
+		wmux.HandleFunc("/debug/pprof/", pprof.Index)
+		wmux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		wmux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		wmux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		wmux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
+	a.web = web.NewServer("web", opts.WebAddress, wmux, a.logger.With("component", "web"))
+	return a, nil
+}
+
+// Start binds every listener and starts the flush loop. On error, what was
+// started is stopped again.
+func (a *App) Start() error {
+	for _, s := range []*web.Server{a.web, a.metrics} {
+		if err := s.Start(); err != nil {
+			_ = a.Shutdown(context.Background())
+			return err
+		}
+	}
+	if err := a.receiver.Start(); err != nil {
+		_ = a.Shutdown(context.Background())
+		return err
+	}
+	a.stopFlush, a.flushDone = make(chan struct{}), make(chan struct{})
+	go a.flushLoop()
+	a.ready.SetReady()
+	a.logger.Info("spanwatch is ready", "flush_interval", a.agg.FlushInterval())
+	return nil
+}
+
+func (a *App) flushLoop() {
+	defer close(a.flushDone)
+	t := time.NewTicker(a.agg.FlushInterval())
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			a.Flush()
+		case <-a.stopFlush:
+			return
+		}
+	}
+}
+
+// Flush takes a snapshot and hands it to every sink.
+func (a *App) Flush() *spanmetrics.Snapshot {
+	a.flushMu.Lock()
+	defer a.flushMu.Unlock()
+	snap := a.agg.Snapshot(a.now())
+	for _, s := range a.sinks {
+		s.ConsumeSnapshot(snap)
+	}
+	a.flushes.Inc()
+	return snap
+}
+
+// Run starts the app, waits until ctx ends or a server fails, then shuts
+// down.
+func (a *App) Run(ctx context.Context) error {
+	if err := a.Start(); err != nil {
+		return err
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+		a.logger.Info("shutting down", "reason", context.Cause(ctx))
+	case runErr = <-a.receiver.Err():
+	case runErr = <-a.metrics.Err():
+	case runErr = <-a.web.Err():
+	}
+	if runErr != nil {
+		a.logger.Error("server failed; shutting down", "err", runErr)
+	}
+	return errors.Join(runErr, a.Shutdown(context.Background()))
+}
+
+// Shutdown stops spanwatch in order: readiness off, receivers stopped
+// (in-flight requests finish and are counted), a final flush so sinks hold
+// every acknowledged span, then the HTTP servers. Safe to call twice.
+func (a *App) Shutdown(ctx context.Context) error {
+	a.shutdown.Do(func() {
+		a.ready.SetNotReady("shutting down")
+		step := func(name string, f func(context.Context) error) {
+			c, cancel := context.WithTimeout(ctx, a.opts.ShutdownTimeout)
+			defer cancel()
+			if err := f(c); err != nil {
+				a.errShut = errors.Join(a.errShut, fmt.Errorf("%s: %w", name, err))
+			}
+		}
+		step("stop receivers", a.receiver.Shutdown)
+		if a.stopFlush != nil {
+			close(a.stopFlush)
+			<-a.flushDone
+			a.Flush()
+		}
+		step("stop exposition server", a.metrics.Shutdown)
+		step("stop web server", a.web.Shutdown)
+		a.logger.Info("spanwatch stopped")
+	})
+	return a.errShut
+}
+
+// Addresses of the bound listeners, for tests and logs.
+func (a *App) OTLPGRPCAddr() net.Addr { return a.receiver.GRPCAddr() }
+
+// OTLPHTTPAddr is the bound OTLP/HTTP address.
+func (a *App) OTLPHTTPAddr() net.Addr { return a.receiver.HTTPAddr() }
+
+// MetricsAddr is the bound exposition address.
+func (a *App) MetricsAddr() net.Addr { return a.metrics.Addr() }
+
+// WebAddr is the bound web address.
+func (a *App) WebAddr() net.Addr { return a.web.Addr() }
+
+// Registry is spanwatch's self-metrics registry.
+func (a *App) Registry() *prometheus.Registry { return a.reg }

@@ -1,0 +1,162 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/spanwatch/spanwatch/internal/spanmetrics"
+)
+
+// File is the whole config file. Each field is one top-level section and is
+// the owning component's own Config type.
+type File struct {
+	// SpanMetrics configures span → series aggregation. Its keys mirror the
+	// OpenTelemetry Collector spanmetrics connector.
+	SpanMetrics spanmetrics.Config `yaml:"spanmetrics"`
+	// Exposition configures how series are named wherever they leave
+	// spanwatch, like the Collector's Prometheus exporter.
+	Exposition spanmetrics.NamingConfig `yaml:"exposition"`
+}
+
+// section is one top-level key and the Validate of the value it decodes into.
+type section struct {
+	key      string
+	validate func() error
+}
+
+// sections lists the Validate of every section; a new section adds one line.
+func (f *File) sections() []section {
+	return []section{
+		{"spanmetrics", f.SpanMetrics.Validate},
+		{"exposition", f.Exposition.Validate},
+	}
+}
+
+// Default returns the configuration used when the file sets nothing.
+func Default() *File {
+	return &File{
+		SpanMetrics: spanmetrics.DefaultConfig(),
+		Exposition:  spanmetrics.DefaultNamingConfig(),
+	}
+}
+
+// Load reads and parses the config file at path.
+func Load(path string) (*File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	return Parse(data, path)
+}
+
+// Parse decodes a config file over Default and validates it. filename is used
+// only in error messages.
+//
+// Decoding is strict: an unknown key, a duplicate key or a value of the wrong
+// type is an error. Environment references in values (${VAR}, $VAR,
+// ${env:VAR}, ${VAR:-default}; $$ for a literal $) are expanded first; an
+// unset variable expands to nothing, which leaves the default in place for a
+// plain (unquoted) value. An empty file, or one holding only comments, gives
+// Default().
+//
+// On error Parse returns every problem it found, each an *Error naming the
+// file, the line and the key path, joined with errors.Join.
+func Parse(data []byte, filename string) (*File, error) {
+	t := &tree{file: filename, lines: map[string]int{}}
+	root, err := t.parse(data)
+	if err != nil {
+		return nil, err
+	}
+	f := Default()
+	if root == nil {
+		return f, nil
+	}
+	if root.Kind != yaml.MappingNode {
+		names := fieldsOf(reflect.TypeFor[File]()).names
+		return nil, &Error{File: filename, Line: root.Line,
+			Err: fmt.Errorf("expected a mapping of sections (%s), got %s", strings.Join(names, ", "), describe(root))}
+	}
+	t.index(root, "", os.LookupEnv)
+	if len(t.errs) > 0 {
+		return nil, t.err()
+	}
+	prefill(root, f)
+	t.check(root, reflect.TypeFor[File](), "")
+	if len(t.errs) > 0 {
+		return nil, t.err()
+	}
+	if err := root.Decode(f); err != nil {
+		// check should have caught everything yaml.v3 refuses.
+		t.addYAML(err, root.Line, "")
+		return nil, t.err()
+	}
+	if err := f.Validate(); err != nil {
+		for _, e := range unjoin(err) {
+			var ce *Error
+			if errors.As(e, &ce) {
+				ce.File, ce.Line = filename, t.lineOf(ce.Path)
+			}
+			t.errs = append(t.errs, e)
+		}
+		return nil, t.err()
+	}
+	return f, nil
+}
+
+// Validate checks every section. It returns one *Error per section that has
+// a problem, joined with errors.Join; their Path is set, their File and Line
+// are not (Parse fills them in).
+func (f *File) Validate() error {
+	var errs []error
+	for _, s := range f.sections() {
+		if err := s.validate(); err != nil {
+			errs = append(errs, sectionError(s.key, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// sectionError prefixes the section key to the path of a component's
+// *spanmetrics.FieldError.
+func sectionError(key string, err error) *Error {
+	var fe *spanmetrics.FieldError
+	if !errors.As(err, &fe) {
+		return &Error{Path: key, Err: err}
+	}
+	p := key
+	switch {
+	case fe.Path == "":
+	case strings.HasPrefix(fe.Path, "["):
+		p += fe.Path
+	default:
+		p += "." + fe.Path
+	}
+	return &Error{Path: p, Err: fe.Err}
+}
+
+// prefill gives optional sub-sections that the file mentions their defaults
+// before the file is applied: `exponential: {max_size: 320}` keeps the
+// default schema, and a bare `exponential:` turns native histograms on with
+// the defaults, as an empty block enables a component in the Collector.
+func prefill(root *yaml.Node, f *File) {
+	if n := lookupNode(root, "spanmetrics", "histogram", "exponential"); n != nil {
+		e := spanmetrics.DefaultExponentialConfig()
+		f.SpanMetrics.Histogram.Exponential = &e
+		if isNull(n) {
+			mappingNode(n)
+		}
+	}
+}
+
+// unjoin returns the errors joined in err (or err itself).
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	return []error{err}
+}

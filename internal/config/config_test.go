@@ -1,0 +1,669 @@
+package config
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/spanwatch/spanwatch/internal/spanmetrics"
+)
+
+const ms = time.Millisecond
+
+func ptr[T any](v T) *T { return &v }
+
+func TestParse(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   string
+		env  map[string]string
+		// want edits Default() into the expected result; nil means Default().
+		want func(f *File)
+		// wantErr lists the prefix of each line of the error, in order.
+		wantErr []string
+	}{
+		// Defaults.
+		{name: "empty file", in: ""},
+		{name: "only comments", in: "# nothing here\n\n   # nor here\n"},
+		{name: "null document", in: "~\n"},
+		{name: "empty document", in: "---\n"},
+		{name: "empty sections", in: "spanmetrics:\nexposition: ~\n"},
+		{name: "empty keys keep defaults", in: `
+spanmetrics:
+  histogram:
+    unit:
+    explicit:
+      buckets:
+  dimensions:
+  namespace: ~
+exposition:
+  const_labels:
+`},
+
+		// Overriding.
+		{
+			name: "only dimensions keeps default buckets",
+			in: `
+spanmetrics:
+  dimensions:
+    - name: http.method
+      default: GET
+    - name: k8s.namespace.name
+`,
+			want: func(f *File) {
+				f.SpanMetrics.Dimensions = []spanmetrics.Dimension{
+					{Name: "http.method", Default: ptr("GET")},
+					{Name: "k8s.namespace.name"},
+				}
+			},
+		},
+		{
+			name: "buckets replace the default list",
+			in:   "spanmetrics:\n  histogram:\n    explicit:\n      buckets: [1ms, 1s]\n",
+			want: func(f *File) { f.SpanMetrics.Histogram.Explicit.Buckets = []time.Duration{ms, time.Second} },
+		},
+		{
+			name: "empty list empties",
+			in:   "spanmetrics:\n  histogram:\n    explicit:\n      buckets: []\n",
+			want: func(f *File) { f.SpanMetrics.Histogram.Explicit.Buckets = []time.Duration{} },
+		},
+		{
+			name: "scalars and exposition",
+			in: `
+spanmetrics:
+  histogram: {unit: s}
+  aggregation_cardinality_limit: 0
+  series_expiration: 0
+  metrics_flush_interval: 1m
+  exclude_dimensions: [service.version]
+exposition:
+  naming: legacy
+  namespace: jaeger_spm
+  const_labels: {cluster: production}
+`,
+			want: func(f *File) {
+				f.SpanMetrics.Histogram.Unit = spanmetrics.UnitSeconds
+				f.SpanMetrics.AggregationCardinalityLimit = 0
+				f.SpanMetrics.SeriesExpiration = 0
+				f.SpanMetrics.MetricsFlushInterval = time.Minute
+				f.SpanMetrics.ExcludeDimensions = []string{spanmetrics.DimServiceVersion}
+				f.Exposition = spanmetrics.NamingConfig{
+					Naming: spanmetrics.NamingLegacy, Namespace: "jaeger_spm",
+					ConstLabels: map[string]string{"cluster": "production"},
+				}
+			},
+		},
+		{
+			name: "metrics_expiration is the connector's series_expiration",
+			in:   "spanmetrics:\n  series_expiration: 0\n  metrics_expiration: 5m\n",
+			want: func(f *File) {
+				f.SpanMetrics.SeriesExpiration = 0
+				f.SpanMetrics.MetricsExpiration = 5 * time.Minute
+			},
+		},
+		{
+			name: "bare exponential turns native histograms on with defaults",
+			in:   "spanmetrics:\n  histogram:\n    exponential:\n",
+			want: func(f *File) {
+				e := spanmetrics.DefaultExponentialConfig()
+				f.SpanMetrics.Histogram.Exponential = &e
+			},
+		},
+		{
+			name: "exponential keeps the defaults it does not set",
+			in:   "spanmetrics:\n  histogram:\n    exponential: {max_size: 320}\n",
+			want: func(f *File) {
+				f.SpanMetrics.Histogram.Exponential = &spanmetrics.ExponentialConfig{MaxSize: 320, Schema: ptr(3)}
+			},
+		},
+		{
+			name: "anchors and merge keys",
+			in: `
+spanmetrics:
+  dimensions:
+    - &dim {name: http.method, default: GET}
+    - <<: *dim
+      name: http.route
+`,
+			want: func(f *File) {
+				f.SpanMetrics.Dimensions = []spanmetrics.Dimension{
+					{Name: "http.method", Default: ptr("GET")},
+					{Name: "http.route", Default: ptr("GET")},
+				}
+			},
+		},
+
+		// Environment expansion.
+		{
+			name: "env expansion",
+			in: `
+spanmetrics:
+  aggregation_cardinality_limit: ${LIMIT}
+  series_expiration: $EXPIRY
+  namespace: ${UNSET}
+  dimensions:
+    - name: ${env:DIM}
+      default: "${UNSET}"
+    - name: cost$$
+exposition:
+  namespace: ${NS:-jaeger_spm}
+  const_labels:
+    cluster: ${CLUSTER}
+`,
+			env: map[string]string{"LIMIT": "5000", "EXPIRY": "1h", "DIM": "http.method", "CLUSTER": "production"},
+			want: func(f *File) {
+				f.SpanMetrics.AggregationCardinalityLimit = 5000
+				f.SpanMetrics.SeriesExpiration = time.Hour
+				f.SpanMetrics.Dimensions = []spanmetrics.Dimension{
+					{Name: "http.method", Default: ptr("")},
+					{Name: "cost$"},
+				}
+				f.Exposition.Namespace = "jaeger_spm"
+				f.Exposition.ConstLabels = map[string]string{"cluster": "production"}
+			},
+		},
+		{
+			name:    "keys are not expanded",
+			in:      "exposition:\n  const_labels:\n    ${CLUSTER}: x\n",
+			env:     map[string]string{"CLUSTER": "production"},
+			wantErr: []string{`config.yaml:3: exposition.const_labels.${CLUSTER}: "${CLUSTER}" is not a valid label name`},
+		},
+		{
+			name: "env value of the wrong type",
+			in:   "spanmetrics:\n  aggregation_cardinality_limit: ${LIMIT}\n",
+			env:  map[string]string{"LIMIT": "lots"},
+			wantErr: []string{
+				`config.yaml:2: spanmetrics.aggregation_cardinality_limit: cannot parse "lots" as an integer`,
+			},
+		},
+		{
+			name: "quoted env value stays a string",
+			in:   "spanmetrics:\n  aggregation_cardinality_limit: \"${LIMIT}\"\n",
+			env:  map[string]string{"LIMIT": "5000"},
+			wantErr: []string{
+				`config.yaml:2: spanmetrics.aggregation_cardinality_limit: cannot parse "5000" as an integer`,
+			},
+		},
+		{
+			name:    "bad env reference",
+			in:      "exposition:\n  namespace: ${NS\n",
+			wantErr: []string{`config.yaml:2: exposition.namespace: unterminated "${" in "${NS"`},
+		},
+
+		// Unknown keys at several depths.
+		{
+			name:    "unknown section",
+			in:      "spanmetric: {}\n",
+			wantErr: []string{`config.yaml:1: spanmetric: unknown key (did you mean "spanmetrics"?)`},
+		},
+		{
+			name:    "collector config",
+			in:      "connectors:\n  spanmetrics: {}\n",
+			wantErr: []string{`config.yaml:1: connectors: unknown key (sections are spanmetrics, exposition)`},
+		},
+		{
+			name: "unknown key in a section",
+			in:   "# comment\nspanmetrics:\n  dimensions: []\n\n\n\n  histogramm:\n    unit: s\n",
+			wantErr: []string{
+				`config.yaml:7: spanmetrics.histogramm: unknown key (did you mean "histogram"?)`,
+			},
+		},
+		{
+			name: "key of the other section",
+			in:   "spanmetrics:\n  naming: legacy\n",
+			wantErr: []string{
+				`config.yaml:2: spanmetrics.naming: unknown key (did you mean exposition.naming?)`,
+			},
+		},
+		{
+			name: "unknown deep key",
+			in:   "spanmetrics:\n  histogram:\n    explicit:\n      bucket: [1ms]\n",
+			wantErr: []string{
+				`config.yaml:4: spanmetrics.histogram.explicit.bucket: unknown key (did you mean "buckets"?)`,
+			},
+		},
+		{
+			name: "unknown key in a list element",
+			in:   "spanmetrics:\n  dimensions:\n    - name: a\n    - name: b\n      defualt: x\n",
+			wantErr: []string{
+				`config.yaml:5: spanmetrics.dimensions[1].defualt: unknown key (did you mean "default"?)`,
+			},
+		},
+		{
+			name:    "unknown key without a suggestion",
+			in:      "exposition:\n  colour: blue\n",
+			wantErr: []string{`config.yaml:2: exposition.colour: unknown key`},
+		},
+		{
+			name: "duplicate key",
+			in:   "spanmetrics:\n  namespace: a\n  namespace: b\n",
+			wantErr: []string{
+				`config.yaml:3: spanmetrics.namespace: duplicate key (first set on line 2)`,
+			},
+		},
+
+		// Durations.
+		{
+			name: "bad duration",
+			in:   "spanmetrics:\n  histogram:\n    explicit:\n      buckets: [2ms, 5ms, 2.5x]\n",
+			wantErr: []string{
+				`config.yaml:4: spanmetrics.histogram.explicit.buckets[2]: cannot parse "2.5x" as a duration`,
+			},
+		},
+		{
+			name: "bare number is not a duration",
+			in:   "spanmetrics:\n  metrics_flush_interval: 15\n",
+			wantErr: []string{
+				`config.yaml:2: spanmetrics.metrics_flush_interval: cannot parse 15 as a duration: a unit is required (e.g. 15ms or 15s)`,
+			},
+		},
+		{
+			name: "tiny bucket",
+			in:   "spanmetrics:\n  histogram:\n    explicit:\n      buckets: [1ns]\n",
+			wantErr: []string{
+				`config.yaml:4: spanmetrics.histogram.explicit.buckets[0]: bucket bound 1ns is below 1µs`,
+			},
+		},
+		{
+			name: "unsorted buckets",
+			in: `spanmetrics:
+  histogram:
+    explicit:
+      buckets:
+        - 2ms
+        - 5ms
+        - 10ms
+        - 5ms
+`,
+			wantErr: []string{
+				`config.yaml:8: spanmetrics.histogram.explicit.buckets[3]: buckets must be strictly increasing: 5ms follows 10ms`,
+			},
+		},
+
+		// Kinds and types.
+		{
+			name: "wrong kinds",
+			in: `spanmetrics:
+  histogram: [ms]
+  dimensions: http.method
+  exclude_dimensions: [[service.version]]
+  aggregation_cardinality_limit: lots
+  exemplars: {enabled: maybe}
+exposition:
+  const_labels: cluster
+`,
+			wantErr: []string{
+				`config.yaml:2: spanmetrics.histogram: expected a mapping, got a list`,
+				`config.yaml:3: spanmetrics.dimensions: expected a list, got "http.method"`,
+				`config.yaml:4: spanmetrics.exclude_dimensions[0]: expected a single value, got a list`,
+				`config.yaml:5: spanmetrics.aggregation_cardinality_limit: cannot parse "lots" as an integer`,
+				`config.yaml:6: spanmetrics.exemplars.enabled: cannot parse "maybe" as true or false`,
+				`config.yaml:8: exposition.const_labels: expected a mapping, got "cluster"`,
+			},
+		},
+		{
+			name:    "empty list element",
+			in:      "spanmetrics:\n  dimensions:\n    - name: a\n    -\n",
+			wantErr: []string{`config.yaml:4: spanmetrics.dimensions[1]: empty list element`},
+		},
+		{
+			name:    "top level is not a mapping",
+			in:      "- spanmetrics\n",
+			wantErr: []string{`config.yaml:1: expected a mapping of sections (spanmetrics, exposition), got a list`},
+		},
+		{
+			name: "syntax error",
+			in:   "spanmetrics:\n  namespace: x\n\thistogram: {}\n",
+			// yaml.v3 reports the line where the enclosing construct starts.
+			wantErr: []string{`config.yaml:2: found a tab character that violates indentation`},
+		},
+		{
+			name:    "two documents",
+			in:      "spanmetrics: {}\n---\nexposition: {}\n",
+			wantErr: []string{`config.yaml:2: a second YAML document`},
+		},
+
+		// Validation.
+		{
+			name:    "bad naming",
+			in:      "exposition:\n  namespace: jaeger_spm\n  naming: prometheus\n",
+			wantErr: []string{`config.yaml:3: exposition.naming: naming must be "otel" or "legacy", got "prometheus"`},
+		},
+		{
+			name:    "bad const label",
+			in:      "exposition:\n  const_labels:\n    cluster: production\n    k8s.cluster: x\n",
+			wantErr: []string{`config.yaml:4: exposition.const_labels.k8s.cluster: "k8s.cluster" is not a valid label name`},
+		},
+		{
+			name:    "bad namespace",
+			in:      "exposition:\n  namespace: jaeger-spm\n",
+			wantErr: []string{`config.yaml:2: exposition.namespace: namespace "jaeger-spm" is not a valid metric name prefix`},
+		},
+		{
+			name: "delta temporality",
+			in:   "spanmetrics:\n  aggregation_temporality: AGGREGATION_TEMPORALITY_DELTA\n",
+			wantErr: []string{
+				`config.yaml:2: spanmetrics.aggregation_temporality: only CUMULATIVE is supported`,
+			},
+		},
+		{
+			name: "both expirations",
+			in:   "spanmetrics:\n  series_expiration: 1m\n  metrics_expiration: 2m\n",
+			wantErr: []string{
+				`config.yaml:3: spanmetrics.metrics_expiration: set series_expiration or metrics_expiration, not both`,
+			},
+		},
+		{
+			name: "missing dimension name points at the element",
+			in:   "spanmetrics:\n  dimensions:\n    - default: x\n",
+			wantErr: []string{
+				`config.yaml:3: spanmetrics.dimensions[0].name: dimension name must not be empty`,
+			},
+		},
+		{
+			name: "one validation error per section",
+			in:   "spanmetrics:\n  histogram: {unit: h}\nexposition:\n  naming: new\n",
+			wantErr: []string{
+				`config.yaml:2: spanmetrics.histogram.unit: unit must be "ms" or "s", got "h"`,
+				`config.yaml:4: exposition.naming: naming must be "otel" or "legacy", got "new"`,
+			},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			got, err := Parse([]byte(tc.in), "config.yaml")
+			if tc.wantErr != nil {
+				require.Error(t, err)
+				require.Nil(t, got)
+				requireErrorLines(t, err, tc.wantErr)
+				return
+			}
+			require.NoError(t, err)
+			want := Default()
+			if tc.want != nil {
+				tc.want(want)
+			}
+			require.Equal(t, want, got)
+		})
+	}
+}
+
+// requireErrorLines checks that err has one line per entry of want, each
+// starting with that entry, and that each line is an *Error.
+func requireErrorLines(t *testing.T, err error, want []string) {
+	t.Helper()
+	lines := strings.Split(err.Error(), "\n")
+	require.Len(t, lines, len(want), err.Error())
+	for i, w := range want {
+		require.True(t, strings.HasPrefix(lines[i], w), "line %d:\n got: %s\nwant: %s…", i, lines[i], w)
+	}
+	errs := unjoin(err)
+	require.Len(t, errs, len(want))
+	for _, e := range errs {
+		var ce *Error
+		require.ErrorAs(t, e, &ce)
+	}
+}
+
+func TestErrorDetails(t *testing.T) {
+	_, err := Parse([]byte("spanmetrics:\n  histogramm: {}\n  namespace: x\n  namespace: y\n"), "conf/spanwatch.yml")
+	require.ErrorIs(t, err, ErrUnknownKey)
+	require.ErrorIs(t, err, ErrDuplicateKey)
+	var ce *Error
+	require.ErrorAs(t, err, &ce)
+	require.Equal(t, &Error{File: "conf/spanwatch.yml", Line: 2, Path: "spanmetrics.histogramm", Err: ce.Err}, ce)
+
+	_, err = Parse([]byte("exposition:\n  naming: x\n"), "c.yaml")
+	var fe *spanmetrics.FieldError
+	require.False(t, errors.As(err, &fe), "the section's FieldError is replaced by an *Error with the full path")
+	require.ErrorAs(t, err, &ce)
+	require.Equal(t, "exposition.naming", ce.Path)
+	require.Equal(t, 2, ce.Line)
+
+	// Without a file name, the line is still there.
+	_, err = Parse([]byte("exposition:\n  naming: x\n"), "")
+	require.ErrorContains(t, err, "line 2: exposition.naming: naming must be")
+}
+
+func TestValidate(t *testing.T) {
+	require.NoError(t, Default().Validate())
+
+	f := Default()
+	f.SpanMetrics.Histogram.Explicit.Buckets = []time.Duration{5 * ms, 2 * ms}
+	f.Exposition.Naming = "x"
+	err := f.Validate()
+	requireErrorLines(t, err, []string{
+		"spanmetrics.histogram.explicit.buckets[1]: buckets must be strictly increasing: 2ms follows 5ms",
+		`exposition.naming: naming must be "otel" or "legacy", got "x"`,
+	})
+
+	// An invalid value the file does not set has no line: the section's
+	// line, or none.
+	tr := &tree{lines: map[string]int{"spanmetrics": 3, "spanmetrics.histogram": 4}}
+	require.Equal(t, 4, tr.lineOf("spanmetrics.histogram.explicit.buckets[1]"))
+	require.Equal(t, 3, tr.lineOf("spanmetrics.dimensions[0].name"))
+	require.Equal(t, 0, tr.lineOf("exposition.naming"))
+}
+
+func TestLoadFull(t *testing.T) {
+	t.Setenv("REGION", "eu-west-1")
+	f, err := Load(filepath.Join("testdata", "full.yaml"))
+	require.NoError(t, err)
+	want := &File{
+		SpanMetrics: spanmetrics.Config{
+			Histogram: spanmetrics.HistogramConfig{
+				Disable:     true,
+				Unit:        spanmetrics.UnitSeconds,
+				Explicit:    spanmetrics.ExplicitConfig{Buckets: []time.Duration{5 * ms, 50 * ms, 500 * ms, 5 * time.Second}},
+				Exponential: &spanmetrics.ExponentialConfig{MaxSize: 320, Schema: ptr(5)},
+			},
+			Dimensions: []spanmetrics.Dimension{
+				{Name: "http.method", Default: ptr("GET")},
+				{Name: "k8s.namespace.name"},
+			},
+			ExcludeDimensions:           []string{spanmetrics.DimServiceVersion},
+			Namespace:                   "spans",
+			AggregationCardinalityLimit: 5000,
+			SeriesExpiration:            time.Hour,
+			MetricsFlushInterval:        30 * time.Second,
+			AggregationTemporality:      "AGGREGATION_TEMPORALITY_CUMULATIVE",
+			DimensionsCacheSize:         1000,
+			ResourceMetricsCacheSize:    2000,
+			Exemplars:                   spanmetrics.ExemplarsConfig{Enabled: true, MaxPerDataPoint: 5},
+		},
+		Exposition: spanmetrics.NamingConfig{
+			Namespace:   "jaeger_spm",
+			ConstLabels: map[string]string{"cluster": "production", "region": "eu-west-1"},
+			Naming:      spanmetrics.NamingLegacy,
+		},
+	}
+	require.Equal(t, want, f)
+
+	// testdata/full.yaml sets every key to something other than its
+	// default, so every field must differ from Default(). A new key needs a
+	// line in full.yaml (and a row in docs/configuration.md).
+	exempt := map[string]bool{
+		"spanmetrics.metrics_expiration": true, // conflicts with series_expiration
+	}
+	for path, v := range leaves(reflect.ValueOf(f).Elem(), "") {
+		if exempt[path] {
+			continue
+		}
+		d := fieldByPath(t, reflect.ValueOf(Default()).Elem(), path)
+		require.NotEqual(t, d.Interface(), v.Interface(), "testdata/full.yaml leaves %s at its default", path)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	_, err := Load(filepath.Join("testdata", "missing.yaml"))
+	require.ErrorIs(t, err, fs.ErrNotExist)
+
+	path := filepath.Join("testdata", "invalid.yaml")
+	_, err = Load(path)
+	requireErrorLines(t, err, []string{
+		path + `:4: spanmetrics.histogram.explicit.buckets[2]: cannot parse "2.5x" as a duration`,
+		path + `:4: spanmetrics.histogram.explicit.buckets[3]: cannot parse 2 as a duration: a unit is required`,
+		path + `:5: spanmetrics.histogramm: unknown key (did you mean "histogram"?)`,
+		path + `:9: spanmetrics.dimensions[0].defualt: unknown key (did you mean "default"?)`,
+		path + `:12: exposition.const_labels: expected a mapping, got "cluster"`,
+	})
+}
+
+// TestRecipeConnectorBlock pastes the spanmetrics connector block of the
+// Jaeger SPM recipe's Collector config under spanmetrics: and the Prometheus
+// exporter's namespace and const_labels under exposition:, and loads them.
+func TestRecipeConnectorBlock(t *testing.T) {
+	const recipe = "../../../shared/recipe/collector.yaml"
+	data, err := os.ReadFile(recipe)
+	if errors.Is(err, fs.ErrNotExist) && os.Getenv("CI") == "" {
+		t.Skipf("%s is absent (with CI set this is a failure)", recipe)
+	}
+	require.NoError(t, err)
+
+	var collector struct {
+		Connectors map[string]yaml.Node `yaml:"connectors"`
+		Exporters  struct {
+			Prometheus struct {
+				Namespace   string            `yaml:"namespace"`
+				ConstLabels map[string]string `yaml:"const_labels"`
+			} `yaml:"prometheus"`
+		} `yaml:"exporters"`
+	}
+	require.NoError(t, yaml.Unmarshal(data, &collector))
+	block, ok := collector.Connectors["spanmetrics"]
+	require.True(t, ok, "no connectors.spanmetrics in %s", recipe)
+
+	exposition := map[string]any{
+		"naming":       spanmetrics.NamingLegacy,
+		"namespace":    collector.Exporters.Prometheus.Namespace,
+		"const_labels": collector.Exporters.Prometheus.ConstLabels,
+	}
+	file, err := yaml.Marshal(map[string]any{"spanmetrics": &block, "exposition": exposition})
+	require.NoError(t, err)
+	require.Contains(t, string(file), "# Generate metrics from spans", "the block is pasted with its comment")
+
+	f, err := Parse(file, "recipe.yaml")
+	require.NoError(t, err, "\n%s", file)
+
+	sm := f.SpanMetrics
+	require.Equal(t, []time.Duration{
+		2 * ms, 5 * ms, 10 * ms, 25 * ms, 50 * ms, 100 * ms, 250 * ms, 500 * ms,
+		time.Second, 2500 * ms, 5 * time.Second, 10 * time.Second,
+	}, sm.Histogram.Explicit.Buckets)
+	require.Equal(t, []spanmetrics.Dimension{
+		{Name: "http.method", Default: ptr("GET")},
+		{Name: "http.status_code"},
+		{Name: "k8s.deployment.name"},
+		{Name: "k8s.namespace"},
+	}, sm.Dimensions)
+	require.Equal(t, "CUMULATIVE", sm.AggregationTemporality)
+	// What the block does not set keeps spanwatch's defaults.
+	def := spanmetrics.DefaultConfig()
+	require.Equal(t, def.Histogram.Unit, sm.Histogram.Unit)
+	require.Equal(t, def.MetricsFlushInterval, sm.MetricsFlushInterval)
+	require.Equal(t, def.AggregationCardinalityLimit, sm.AggregationCardinalityLimit)
+
+	require.Equal(t, spanmetrics.NamingConfig{
+		Namespace:   "jaeger_spm",
+		ConstLabels: map[string]string{"cluster": "production"},
+		Naming:      spanmetrics.NamingLegacy,
+	}, f.Exposition)
+}
+
+// TestDocs loads every yaml example in docs/configuration.md and checks that
+// the reference mentions every key.
+func TestDocs(t *testing.T) {
+	data, err := os.ReadFile("../../docs/configuration.md")
+	require.NoError(t, err)
+	doc := string(data)
+
+	blocks := regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllStringSubmatch(doc, -1)
+	require.NotEmpty(t, blocks)
+	for i, b := range blocks {
+		_, err := Parse([]byte(b[1]), "docs example")
+		require.NoError(t, err, "example %d:\n%s", i+1, b[1])
+	}
+
+	for path := range leaves(reflect.ValueOf(Default()).Elem(), "") {
+		_, rel, _ := strings.Cut(path, ".")
+		rel = regexp.MustCompile(`\[\d+\]`).ReplaceAllString(rel, "[]")
+		require.Contains(t, doc, "`"+rel+"`", "docs/configuration.md does not describe %s", path)
+	}
+}
+
+// leaves returns the key path of every scalar, list of scalars and map in v,
+// following yaml tags; a list of structs contributes "list[0].key" paths, a
+// nil pointer to a struct its zero value's keys.
+func leaves(v reflect.Value, path string) map[string]reflect.Value {
+	out := map[string]reflect.Value{}
+	t := v.Type()
+	switch {
+	case t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Struct:
+		if v.IsNil() {
+			v = reflect.New(t.Elem())
+		}
+		return leaves(v.Elem(), path)
+	case t.Kind() == reflect.Struct && t != reflect.TypeFor[time.Time]():
+		for i := range t.NumField() {
+			name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+			for p, l := range leaves(v.Field(i), joinKey(path, name)) {
+				out[p] = l
+			}
+		}
+	case t.Kind() == reflect.Slice && t.Elem().Kind() == reflect.Struct:
+		e := reflect.New(t.Elem()).Elem()
+		if v.Len() > 0 {
+			e = v.Index(0)
+		}
+		for p, l := range leaves(e, joinIndex(path, 0)) {
+			out[p] = l
+		}
+	default:
+		out[path] = v
+	}
+	return out
+}
+
+func fieldByPath(t *testing.T, v reflect.Value, path string) reflect.Value {
+	t.Helper()
+	for _, part := range strings.Split(path, ".") {
+		name, idx, isIdx := strings.Cut(part, "[")
+		if v.Kind() == reflect.Pointer {
+			if v.IsNil() {
+				v = reflect.New(v.Type().Elem())
+			}
+			v = v.Elem()
+		}
+		found := false
+		for i := range v.NumField() {
+			if n, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("yaml"), ","); n == name {
+				v, found = v.Field(i), true
+				break
+			}
+		}
+		require.True(t, found, "no key %s in %s", name, path)
+		if isIdx {
+			require.Equal(t, "0]", idx)
+			if v.Len() == 0 {
+				v = reflect.New(v.Type().Elem()).Elem()
+			} else {
+				v = v.Index(0)
+			}
+		}
+	}
+	if v.Kind() == reflect.Pointer && v.IsNil() {
+		return reflect.Zero(v.Type())
+	}
+	return v
+}

@@ -1,0 +1,7 @@
+// Package ingest receives OpenTelemetry traces over OTLP/gRPC and OTLP/HTTP
+// (protobuf and JSON, gzip) and hands the request bytes to a Consumer. It
+// owns transport concerns only: listening, request size limits applied after
+// decompression, content types, and the mapping of failures to gRPC status
+// codes and HTTP status codes with an OTLP Status body. It never decodes
+// spans itself and never counts a request it rejects.
+package ingest

@@ -1,0 +1,122 @@
+package ingest
+
+import (
+	"context"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/encoding"
+	_ "google.golang.org/grpc/encoding/gzip" // OTLP exporters may gzip requests.
+	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/stats"
+	"google.golang.org/grpc/status"
+)
+
+// The OTLP TraceService, served without generated stubs: the request bytes
+// go to the Consumer undecoded, so the protobuf reader sees them first.
+const (
+	traceServiceName = "opentelemetry.proto.collector.trace.v1.TraceService"
+	exportMethod     = "/" + traceServiceName + "/Export"
+)
+
+// rawRequest receives a request's bytes from rawCodec.
+type rawRequest struct {
+	buf mem.Buffer
+}
+
+// rawResponse is an empty ExportTraceServiceResponse: zero bytes on the wire.
+type rawResponse struct{}
+
+// rawCodec passes requests through as bytes and answers with an empty
+// response; any other message goes to the registered proto codec.
+type rawCodec struct {
+	fallback encoding.CodecV2
+}
+
+func (c rawCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if _, ok := v.(*rawResponse); ok {
+		return mem.BufferSlice{}, nil
+	}
+	return c.fallback.Marshal(v)
+}
+
+func (c rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	if r, ok := v.(*rawRequest); ok {
+		r.buf = data.MaterializeToBuffer(mem.DefaultBufferPool())
+		return nil
+	}
+	return c.fallback.Unmarshal(data, v)
+}
+
+func (rawCodec) Name() string { return "proto" }
+
+type grpcServer struct {
+	srv *grpc.Server
+	r   *Receiver
+}
+
+type traceService interface{}
+
+func newGRPCServer(r *Receiver) *grpcServer {
+	g := &grpcServer{r: r}
+	g.srv = grpc.NewServer(
+		grpc.ForceServerCodecV2(rawCodec{fallback: encoding.GetCodecV2("proto")}),
+		grpc.MaxRecvMsgSize(r.cfg.MaxRequestBytes),
+		grpc.StatsHandler(&rejectCounter{r: r}),
+	)
+	g.srv.RegisterService(&grpc.ServiceDesc{
+		ServiceName: traceServiceName,
+		HandlerType: (*traceService)(nil),
+		Methods: []grpc.MethodDesc{{
+			MethodName: "Export",
+			Handler:    g.export,
+		}},
+		Metadata: "opentelemetry/proto/collector/trace/v1/trace_service.proto",
+	}, g)
+	return g
+}
+
+func (g *grpcServer) export(_ any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+	req := &rawRequest{}
+	if err := dec(req); err != nil {
+		return nil, err
+	}
+	defer req.buf.Free()
+	n, err := g.r.consumer.ConsumeProto(req.buf.ReadOnlyData())
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	g.r.m.requests.WithLabelValues(ProtocolGRPC, "protobuf").Inc()
+	g.r.m.spans.WithLabelValues(ProtocolGRPC).Add(float64(n))
+	return &rawResponse{}, nil
+}
+
+// rejectCounter counts failed gRPC calls, including those grpc-go rejects
+// before the handler runs (messages over the size limit).
+type rejectCounter struct{ r *Receiver }
+
+func (*rejectCounter) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
+func (*rejectCounter) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context {
+	return ctx
+}
+func (*rejectCounter) HandleConn(context.Context, stats.ConnStats) {}
+
+func (c *rejectCounter) HandleRPC(_ context.Context, s stats.RPCStats) {
+	end, ok := s.(*stats.End)
+	if !ok || end.Error == nil {
+		return
+	}
+	reason := ReasonOther
+	switch status.Code(end.Error) {
+	case codes.InvalidArgument:
+		reason = ReasonDecode
+	case codes.ResourceExhausted:
+		reason = ReasonTooLarge
+	case codes.Canceled, codes.DeadlineExceeded:
+		reason = ReasonRead
+	}
+	c.r.m.rejected.WithLabelValues(ProtocolGRPC, reason).Inc()
+	if reason != ReasonRead {
+		c.r.logger.Debug("rejected OTLP/gRPC request", "reason", reason, "err", end.Error)
+	}
+}

@@ -1,0 +1,164 @@
+package ingest
+
+import (
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"sync"
+
+	spb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+)
+
+const (
+	contentTypeProto = "application/x-protobuf"
+	contentTypeJSON  = "application/json"
+)
+
+var errTooLarge = errors.New("request body too large")
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+var gzipPool sync.Pool
+
+// httpHandler serves POST /v1/traces as the OTLP/HTTP specification asks:
+// the response body is an ExportTraceServiceResponse on success and a
+// google.rpc.Status on failure, in the request's encoding.
+func (r *Receiver) httpHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if req.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			r.httpReject(w, contentTypeJSON, http.StatusMethodNotAllowed, ReasonMethod,
+				fmt.Sprintf("method %s not allowed, use POST", req.Method))
+			return
+		}
+		ct, _, err := mime.ParseMediaType(req.Header.Get("Content-Type"))
+		if err != nil || (ct != contentTypeProto && ct != contentTypeJSON) {
+			r.httpReject(w, contentTypeJSON, http.StatusUnsupportedMediaType, ReasonContentType,
+				fmt.Sprintf("unsupported content type %q: use %s or %s", req.Header.Get("Content-Type"), contentTypeProto, contentTypeJSON))
+			return
+		}
+		buf := bufPool.Get().(*bytes.Buffer)
+		defer func() {
+			if buf.Cap() <= 4<<20 {
+				buf.Reset()
+				bufPool.Put(buf)
+			}
+		}()
+		buf.Reset()
+		status, reason, err := r.readBody(req, buf)
+		if err != nil {
+			r.httpReject(w, ct, status, reason, err.Error())
+			return
+		}
+		var n int
+		if ct == contentTypeProto {
+			n, err = r.consumer.ConsumeProto(buf.Bytes())
+		} else {
+			er := ptraceotlp.NewExportRequest()
+			if err = er.UnmarshalJSON(buf.Bytes()); err == nil {
+				n, err = r.consumer.ConsumeTraces(er.Traces())
+			}
+		}
+		if err != nil {
+			r.httpReject(w, ct, http.StatusBadRequest, ReasonDecode, "cannot decode OTLP trace request: "+err.Error())
+			return
+		}
+		encoding := "protobuf"
+		if ct == contentTypeJSON {
+			encoding = "json"
+		}
+		r.m.requests.WithLabelValues(ProtocolHTTP, encoding).Inc()
+		r.m.spans.WithLabelValues(ProtocolHTTP).Add(float64(n))
+		w.Header().Set("Content-Type", ct)
+		w.WriteHeader(http.StatusOK)
+		if ct == contentTypeJSON {
+			_, _ = w.Write([]byte("{}"))
+		}
+	})
+}
+
+// readBody reads the (possibly gzip-compressed) body into buf, allowing at
+// most MaxRequestBytes after decompression, so a compression bomb stops at
+// the limit.
+func (r *Receiver) readBody(req *http.Request, buf *bytes.Buffer) (int, string, error) {
+	limit := int64(r.cfg.MaxRequestBytes)
+	if req.ContentLength > limit {
+		return http.StatusRequestEntityTooLarge, ReasonTooLarge,
+			fmt.Errorf("%w: %d bytes, the limit is %d", errTooLarge, req.ContentLength, limit)
+	}
+	var body io.Reader = req.Body
+	switch enc := req.Header.Get("Content-Encoding"); enc {
+	case "", "identity":
+	case "gzip", "x-gzip":
+		zr, _ := gzipPool.Get().(*gzip.Reader)
+		var err error
+		if zr == nil {
+			zr, err = gzip.NewReader(req.Body)
+		} else {
+			err = zr.Reset(req.Body)
+		}
+		if err != nil {
+			return http.StatusBadRequest, ReasonDecode, fmt.Errorf("invalid gzip body: %w", err)
+		}
+		defer gzipPool.Put(zr)
+		body = zr
+	default:
+		return http.StatusUnsupportedMediaType, ReasonContentEncoding,
+			fmt.Errorf("unsupported content encoding %q: use gzip or none", enc)
+	}
+	n, err := buf.ReadFrom(io.LimitReader(body, limit+1))
+	switch {
+	case n > limit:
+		return http.StatusRequestEntityTooLarge, ReasonTooLarge,
+			fmt.Errorf("%w: more than %d bytes after decompression", errTooLarge, limit)
+	case errors.Is(err, gzip.ErrChecksum), errors.Is(err, gzip.ErrHeader), errors.Is(err, io.ErrUnexpectedEOF) && req.Header.Get("Content-Encoding") != "":
+		return http.StatusBadRequest, ReasonDecode, fmt.Errorf("invalid gzip body: %w", err)
+	case err != nil:
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return http.StatusRequestEntityTooLarge, ReasonTooLarge, err
+		}
+		return http.StatusBadRequest, ReasonRead, fmt.Errorf("reading request body: %w", err)
+	}
+	return 0, "", nil
+}
+
+// httpReject answers with a google.rpc.Status in the request's encoding and
+// counts the rejection.
+func (r *Receiver) httpReject(w http.ResponseWriter, ct string, code int, reason, msg string) {
+	r.m.rejected.WithLabelValues(ProtocolHTTP, reason).Inc()
+	r.logger.Debug("rejected OTLP/HTTP request", "status", code, "reason", reason, "err", msg)
+	st := &spb.Status{Code: int32(grpcCode(code)), Message: msg}
+	var body []byte
+	if ct == contentTypeProto {
+		body, _ = proto.Marshal(st)
+	} else {
+		ct = contentTypeJSON
+		body, _ = protojson.Marshal(st)
+	}
+	w.Header().Set("Content-Type", ct)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_, _ = w.Write(body)
+}
+
+func grpcCode(httpCode int) codes.Code {
+	switch httpCode {
+	case http.StatusBadRequest:
+		return codes.InvalidArgument
+	case http.StatusRequestEntityTooLarge, http.StatusTooManyRequests:
+		return codes.ResourceExhausted
+	case http.StatusUnsupportedMediaType, http.StatusMethodNotAllowed:
+		return codes.Unimplemented
+	}
+	return codes.Unknown
+}

@@ -1,0 +1,220 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+// Consumer counts decoded requests. ConsumeProto takes an
+// ExportTraceServiceRequest in protobuf encoding; ConsumeTraces takes one
+// decoded by pdata (the JSON path). Both return the number of spans
+// accepted, or an error for undecodable input, in which case nothing was
+// counted.
+type Consumer interface {
+	ConsumeProto(req []byte) (int, error)
+	ConsumeTraces(td ptrace.Traces) (int, error)
+}
+
+// Config configures the OTLP receivers.
+type Config struct {
+	// GRPCAddress is the OTLP/gRPC listen address; empty disables it.
+	GRPCAddress string
+	// HTTPAddress is the OTLP/HTTP listen address; empty disables it.
+	HTTPAddress string
+	// MaxRequestBytes bounds a request after decompression.
+	MaxRequestBytes int
+}
+
+// DefaultConfig returns the defaults: :4317, :4318, 16 MiB.
+func DefaultConfig() Config {
+	return Config{GRPCAddress: ":4317", HTTPAddress: ":4318", MaxRequestBytes: 16 << 20}
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	if c.MaxRequestBytes < 1024 {
+		return fmt.Errorf("max request bytes must be at least 1024, got %d", c.MaxRequestBytes)
+	}
+	return nil
+}
+
+// Rejection reasons, the reason label of spanwatch_ingest_rejected_requests_total.
+const (
+	ReasonDecode          = "decode"
+	ReasonTooLarge        = "too_large"
+	ReasonContentType     = "content_type"
+	ReasonContentEncoding = "content_encoding"
+	ReasonMethod          = "method"
+	ReasonRead            = "read"
+	ReasonOther           = "other"
+)
+
+// Protocol label values.
+const (
+	ProtocolGRPC = "grpc"
+	ProtocolHTTP = "http"
+)
+
+type metrics struct {
+	requests *prometheus.CounterVec
+	spans    *prometheus.CounterVec
+	rejected *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "spanwatch_ingest_requests_total",
+			Help: "OTLP export requests accepted, by protocol and encoding.",
+		}, []string{"protocol", "encoding"}),
+		spans: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "spanwatch_ingest_spans_accepted_total",
+			Help: "Spans acknowledged to clients (every one is counted in the span metrics).",
+		}, []string{"protocol"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "spanwatch_ingest_rejected_requests_total",
+			Help: "OTLP export requests rejected, by protocol and reason.",
+		}, []string{"protocol", "reason"}),
+	}
+	for _, p := range []string{ProtocolGRPC, ProtocolHTTP} {
+		m.spans.WithLabelValues(p)
+		for _, r := range []string{ReasonDecode, ReasonTooLarge} {
+			m.rejected.WithLabelValues(p, r)
+		}
+	}
+	if reg != nil {
+		reg.MustRegister(m.requests, m.spans, m.rejected)
+	}
+	return m
+}
+
+// Receiver runs the OTLP/gRPC and OTLP/HTTP servers.
+type Receiver struct {
+	cfg      Config
+	consumer Consumer
+	logger   *slog.Logger
+	m        *metrics
+
+	mu       sync.Mutex
+	grpc     *grpcServer
+	http     *http.Server
+	grpcLis  net.Listener
+	httpLis  net.Listener
+	done     chan struct{}
+	serveErr chan error
+}
+
+// New returns a Receiver; Start makes it listen. A nil logger discards logs
+// and a nil registerer registers nothing.
+func New(cfg Config, c Consumer, logger *slog.Logger, reg prometheus.Registerer) (*Receiver, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if c == nil {
+		return nil, errors.New("ingest: nil consumer")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Receiver{cfg: cfg, consumer: c, logger: logger, m: newMetrics(reg), serveErr: make(chan error, 2)}, nil
+}
+
+// Start binds the listeners and serves in the background. Errors while
+// serving are reported by Err.
+func (r *Receiver) Start() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cfg.GRPCAddress != "" {
+		lis, err := net.Listen("tcp", r.cfg.GRPCAddress)
+		if err != nil {
+			return fmt.Errorf("OTLP/gRPC listen on %s: %w", r.cfg.GRPCAddress, err)
+		}
+		r.grpcLis = lis
+		r.grpc = newGRPCServer(r)
+		go func() {
+			if err := r.grpc.srv.Serve(lis); err != nil {
+				r.serveErr <- fmt.Errorf("OTLP/gRPC server: %w", err)
+			}
+		}()
+		r.logger.Info("OTLP/gRPC receiver listening", "address", lis.Addr().String())
+	}
+	if r.cfg.HTTPAddress != "" {
+		lis, err := net.Listen("tcp", r.cfg.HTTPAddress)
+		if err != nil {
+			if r.grpc != nil {
+				r.grpc.srv.Stop()
+			}
+			return fmt.Errorf("OTLP/HTTP listen on %s: %w", r.cfg.HTTPAddress, err)
+		}
+		r.httpLis = lis
+		mux := http.NewServeMux()
+		mux.Handle("/v1/traces", r.httpHandler())
+		r.http = &http.Server{
+			Handler:           mux,
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			ErrorLog:          slog.NewLogLogger(r.logger.Handler(), slog.LevelDebug),
+		}
+		go func() {
+			if err := r.http.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				r.serveErr <- fmt.Errorf("OTLP/HTTP server: %w", err)
+			}
+		}()
+		r.logger.Info("OTLP/HTTP receiver listening", "address", lis.Addr().String())
+	}
+	return nil
+}
+
+// Err reports a server that stopped serving unexpectedly.
+func (r *Receiver) Err() <-chan error { return r.serveErr }
+
+// GRPCAddr returns the bound gRPC address, or nil.
+func (r *Receiver) GRPCAddr() net.Addr {
+	if r.grpcLis == nil {
+		return nil
+	}
+	return r.grpcLis.Addr()
+}
+
+// HTTPAddr returns the bound HTTP address, or nil.
+func (r *Receiver) HTTPAddr() net.Addr {
+	if r.httpLis == nil {
+		return nil
+	}
+	return r.httpLis.Addr()
+}
+
+// Shutdown stops accepting requests and waits for in-flight ones until ctx
+// ends. It is safe without Start and when called twice.
+func (r *Receiver) Shutdown(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var errs []error
+	if r.grpc != nil {
+		stopped := make(chan struct{})
+		go func() { r.grpc.srv.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-ctx.Done():
+			r.grpc.srv.Stop()
+			<-stopped
+		}
+		r.grpc = nil
+	}
+	if r.http != nil {
+		if err := r.http.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("OTLP/HTTP shutdown: %w", err))
+		}
+		r.http = nil
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,126 @@
+// Package web runs the HTTP server on the web port: spanwatch's own
+// /metrics, the health endpoints (/healthz, /readyz, /-/healthy, /-/ready)
+// and, as they arrive, the query API and the UI. It owns the server and
+// its middleware; handlers for the API come from the packages that own them.
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+)
+
+// Readiness records whether spanwatch is ready to serve, and why not.
+type Readiness struct {
+	reason atomic.Pointer[string]
+}
+
+// NewReadiness returns a Readiness that is not ready, with reason.
+func NewReadiness(reason string) *Readiness {
+	r := &Readiness{}
+	r.SetNotReady(reason)
+	return r
+}
+
+// SetReady marks spanwatch ready.
+func (r *Readiness) SetReady() { r.reason.Store(nil) }
+
+// SetNotReady marks spanwatch not ready, with a reason shown by /readyz.
+func (r *Readiness) SetNotReady(reason string) { r.reason.Store(&reason) }
+
+// Ready returns whether spanwatch is ready and, if not, why.
+func (r *Readiness) Ready() (bool, string) {
+	if p := r.reason.Load(); p != nil {
+		return false, *p
+	}
+	return true, ""
+}
+
+// Server is an HTTP server with graceful shutdown.
+type Server struct {
+	name   string
+	srv    *http.Server
+	lis    net.Listener
+	logger *slog.Logger
+	errc   chan error
+}
+
+// NewServer returns a server for handler on addr; Start binds it.
+func NewServer(name, addr string, handler http.Handler, logger *slog.Logger) *Server {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Server{
+		name:   name,
+		logger: logger,
+		errc:   make(chan error, 1),
+		srv: &http.Server{
+			Addr:              addr,
+			Handler:           handler,
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+		},
+	}
+}
+
+// Start binds the listener and serves in the background.
+func (s *Server) Start() error {
+	lis, err := net.Listen("tcp", s.srv.Addr)
+	if err != nil {
+		return fmt.Errorf("%s listen on %s: %w", s.name, s.srv.Addr, err)
+	}
+	s.lis = lis
+	go func() {
+		if err := s.srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.errc <- fmt.Errorf("%s server: %w", s.name, err)
+		}
+	}()
+	s.logger.Info("listening", "server", s.name, "address", lis.Addr().String())
+	return nil
+}
+
+// Addr is the bound address, or nil before Start.
+func (s *Server) Addr() net.Addr {
+	if s.lis == nil {
+		return nil
+	}
+	return s.lis.Addr()
+}
+
+// Err reports a server that stopped unexpectedly.
+func (s *Server) Err() <-chan error { return s.errc }
+
+// Shutdown stops the server gracefully; safe without Start.
+func (s *Server) Shutdown(ctx context.Context) error {
+	if s.lis == nil {
+		return nil
+	}
+	return s.srv.Shutdown(ctx)
+}
+
+// HealthHandlers registers /healthz, /-/healthy, /readyz and /-/ready.
+func HealthHandlers(mux *http.ServeMux, ready *Readiness) {
+	healthy := func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = fmt.Fprintln(w, "spanwatch is Healthy.")
+	}
+	readyz := func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if ok, why := ready.Ready(); !ok {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = fmt.Fprintf(w, "spanwatch is not ready: %s\n", why)
+			return
+		}
+		_, _ = fmt.Fprintln(w, "spanwatch is Ready.")
+	}
+	mux.HandleFunc("GET /healthz", healthy)
+	mux.HandleFunc("GET /-/healthy", healthy)
+	mux.HandleFunc("GET /readyz", readyz)
+	mux.HandleFunc("GET /-/ready", readyz)
+}
