@@ -1,0 +1,388 @@
+// Command compare runs the spanwatch-vs-connector benchmarks of package bench
+// once, side by side, and prints one table with the ratios and PASS/MISS per
+// target. It only reports: it exits non-zero when a benchmark cannot run,
+// never because a target is missed.
+//
+//	cd bench && go run ./cmd/compare [-benchtime 1s] [-count 3]
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/spanwatch/spanwatch/bench"
+)
+
+// Targets.
+const (
+	targetSpeedup       = 5.0   // spanwatch spans/s ÷ connector spans/s, at least
+	targetBytesSeries   = 400.0 // spanwatch heap bytes per series, at most
+	targetSnapshotRatio = 0.1   // spanwatch ÷ connector export ns/series, at most
+	snapshotSeries      = 10_000
+)
+
+var memorySeries = []int{1_000, 10_000, 100_000}
+
+func main() {
+	if err := run(os.Stdout, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "compare:", err)
+		os.Exit(1)
+	}
+}
+
+func run(out io.Writer, args []string) error {
+	testing.Init()
+	fs := flag.NewFlagSet("compare", flag.ContinueOnError)
+	benchtime := fs.Duration("benchtime", time.Second, "run time of each throughput and snapshot benchmark")
+	count := fs.Int("count", 3, "run each measurement this many times and report the median")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *count < 1 {
+		return fmt.Errorf("-count must be at least 1")
+	}
+	if err := flag.Set("test.benchtime", benchtime.String()); err != nil {
+		return err
+	}
+	start := time.Now()
+	load := loadAverage()
+
+	w, err := bench.NewWorkload(bench.DefaultWorkloadConfig())
+	if err != nil {
+		return err
+	}
+	wcfg := bench.DefaultWorkloadConfig()
+	series, err := workloadSeries(w)
+	if err != nil {
+		return err
+	}
+
+	sw, conn := bench.Impls[0], bench.Impls[1]
+	t := &table{}
+
+	// Ingest.
+	procs := []int{1}
+	if n := runtime.NumCPU(); n > 1 {
+		procs = append(procs, n)
+	}
+	t.section("Ingest: decode + aggregate, 1000-span requests, series already exist")
+	for _, p := range procs {
+		progress("ingest procs=%d", p)
+		a, err := benchmark(*count, bench.Ingest(sw, w, p))
+		if err != nil {
+			return fmt.Errorf("ingest %s procs=%d: %w", sw.Name, p, err)
+		}
+		b, err := benchmark(*count, bench.Ingest(conn, w, p))
+		if err != nil {
+			return fmt.Errorf("ingest %s procs=%d: %w", conn.Name, p, err)
+		}
+		label := fmt.Sprintf("procs=%d (parallel)", p)
+		if p == 1 {
+			label = "procs=1 (per core)"
+		}
+		nsA, nsB := a[bench.UnitNsPerSpan], b[bench.UnitNsPerSpan]
+		t.row(label+"  ns/span", f1(nsA), f1(nsB), ratio(nsA, nsB), "", "")
+		spsA, spsB := 1e9/nsA, 1e9/nsB
+		t.row(label+"  spans/s", si(spsA), si(spsB), ratio(spsA, spsB), fmt.Sprintf("≥ %.0f×", targetSpeedup), passMiss(spsA/spsB >= targetSpeedup))
+		t.row(label+"  allocs/span", f2(a[bench.UnitAllocsPerSpan]), f2(b[bench.UnitAllocsPerSpan]), ratio(a[bench.UnitAllocsPerSpan], b[bench.UnitAllocsPerSpan]), "", "")
+		t.row(label+"  B/span allocated", f1(a[bench.UnitBytesPerSpan]), f1(b[bench.UnitBytesPerSpan]), ratio(a[bench.UnitBytesPerSpan], b[bench.UnitBytesPerSpan]), "", "")
+	}
+
+	// Memory.
+	t.section("Memory: live heap bytes per active series (fresh instance, GC'd HeapAlloc growth ÷ N)")
+	var createA, createB float64
+	for _, n := range memorySeries {
+		progress("memory series=%d", n)
+		a, err := memory(*count, sw, n)
+		if err != nil {
+			return err
+		}
+		b, err := memory(*count, conn, n)
+		if err != nil {
+			return err
+		}
+		t.row(fmt.Sprintf("%-12s B/series", "series="+short(n)), f1(a.BytesPerSeries), f1(b.BytesPerSeries), ratio(a.BytesPerSeries, b.BytesPerSeries),
+			fmt.Sprintf("≤ %.0f B", targetBytesSeries), passMiss(a.BytesPerSeries <= targetBytesSeries))
+		createA = float64(a.Feed.Nanoseconds()) / float64(n)
+		createB = float64(b.Feed.Nanoseconds()) / float64(n)
+	}
+	t.row(fmt.Sprintf("%-12s ns/series to create", "series="+short(memorySeries[len(memorySeries)-1])), f1(createA), f1(createB), ratio(createA, createB), "", "")
+
+	// Snapshot.
+	t.section(fmt.Sprintf("Export: spanwatch Snapshot vs connector flush (build + hand-off), %s series", short(snapshotSeries)))
+	progress("snapshot series=%d", snapshotSeries)
+	a, err := benchmark(*count, bench.Snapshot(sw, snapshotSeries))
+	if err != nil {
+		return fmt.Errorf("snapshot %s: %w", sw.Name, err)
+	}
+	b, err := benchmark(*count, bench.Snapshot(conn, snapshotSeries))
+	if err != nil {
+		return fmt.Errorf("snapshot %s: %w", conn.Name, err)
+	}
+	nsA, nsB := a[bench.UnitNsPerSeries], b[bench.UnitNsPerSeries]
+	t.row("ns/series", f1(nsA), f1(nsB), ratio(nsA, nsB), fmt.Sprintf("≤ %.2f×", targetSnapshotRatio), passMiss(nsA/nsB <= targetSnapshotRatio))
+	t.row("allocs/series", f2(a[bench.UnitAllocsPerSeries]), f2(b[bench.UnitAllocsPerSeries]), ratio(a[bench.UnitAllocsPerSeries], b[bench.UnitAllocsPerSeries]), "", "")
+	t.row("B/series allocated", f1(a[bench.UnitBytesPerSeries]), f1(b[bench.UnitBytesPerSeries]), ratio(a[bench.UnitBytesPerSeries], b[bench.UnitBytesPerSeries]), "", "")
+	t.row("ms per export", f2(nsA*snapshotSeries/1e6), f2(nsB*snapshotSeries/1e6), ratio(nsA, nsB), "", "")
+
+	fmt.Fprintf(out, "spanwatch vs OpenTelemetry Collector contrib spanmetrics connector %s (pdata %s)\n",
+		depVersion("github.com/open-telemetry/opentelemetry-collector-contrib/connector/spanmetricsconnector"),
+		depVersion("go.opentelemetry.io/collector/pdata"))
+	fmt.Fprintf(out, "%s %s/%s, %d CPUs, %s; -benchtime %s -count %d\n",
+		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel(), *benchtime, *count)
+	fmt.Fprintf(out, "workload: %d requests × %d spans, %.0f wire bytes/span, %d services × %d operations, %d series on both sides\n",
+		len(w.Requests), w.SpansPerRequest, w.BytesPerSpan(), wcfg.Services, wcfg.Operations, series)
+	if load > 0.5 {
+		fmt.Fprintf(out, "note: 1-minute load average was %.2f at start; other processes skew these numbers\n", load)
+	}
+	fmt.Fprintf(out, "ratio = spanwatch ÷ connector\n\n")
+	if err := t.write(out); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\n%d of %d targets met; total run time %s\n", t.pass, t.pass+t.miss, time.Since(start).Round(time.Second))
+	return nil
+}
+
+// workloadSeries feeds the workload to both implementations once and
+// returns the series count, which must agree.
+func workloadSeries(w *bench.Workload) (int, error) {
+	var counts []int
+	for _, impl := range bench.Impls {
+		inst, err := impl.New()
+		if err != nil {
+			return 0, err
+		}
+		for _, r := range w.Requests {
+			if _, err := inst.Consume(r); err != nil {
+				return 0, fmt.Errorf("%s: %w", impl.Name, err)
+			}
+		}
+		n, err := inst.Export()
+		if cerr := inst.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", impl.Name, err)
+		}
+		counts = append(counts, n)
+	}
+	if counts[0] != counts[1] {
+		return 0, fmt.Errorf("implementations disagree on the workload's series: %v", counts)
+	}
+	return counts[0], nil
+}
+
+// benchmark runs f count times with testing.Benchmark and returns the
+// median of each reported metric.
+func benchmark(count int, f func(*testing.B)) (map[string]float64, error) {
+	all := map[string][]float64{}
+	for range count {
+		r := testing.Benchmark(f)
+		if r.N == 0 {
+			return nil, fmt.Errorf("benchmark failed (run it with go test -bench for the message)")
+		}
+		for k, v := range r.Extra {
+			all[k] = append(all[k], v)
+		}
+	}
+	med := map[string]float64{}
+	for k, vs := range all {
+		med[k] = median(vs)
+	}
+	return med, nil
+}
+
+// memory runs MeasureSeriesMemory count times and keeps the median by
+// bytes per series.
+func memory(count int, impl bench.Impl, n int) (bench.MemoryResult, error) {
+	var rs []bench.MemoryResult
+	for range count {
+		r, err := bench.MeasureSeriesMemory(impl, n)
+		if err != nil {
+			return r, fmt.Errorf("memory %s series=%d: %w", impl.Name, n, err)
+		}
+		rs = append(rs, r)
+	}
+	slices.SortFunc(rs, func(a, b bench.MemoryResult) int {
+		switch {
+		case a.BytesPerSeries < b.BytesPerSeries:
+			return -1
+		case a.BytesPerSeries > b.BytesPerSeries:
+			return 1
+		}
+		return 0
+	})
+	return rs[len(rs)/2], nil
+}
+
+func median(vs []float64) float64 {
+	s := slices.Clone(vs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// table collects rows (a nil row is a section title in name) and counts
+// verdicts.
+type table struct {
+	rows       [][]string
+	pass, miss int
+}
+
+func (t *table) section(title string) {
+	t.rows = append(t.rows, []string{title})
+}
+
+func (t *table) row(name, a, b, r, target, verdict string) {
+	switch verdict {
+	case "PASS":
+		t.pass++
+	case "MISS":
+		t.miss++
+	}
+	t.rows = append(t.rows, []string{"  " + name, a, b, r, target, verdict})
+}
+
+// write prints the rows with the name column left-aligned and the numbers
+// right-aligned.
+func (t *table) write(out io.Writer) error {
+	head := []string{"", "spanwatch", "connector", "ratio", "target", ""}
+	width := make([]int, len(head))
+	for _, r := range append([][]string{head}, t.rows...) {
+		if len(r) == 1 {
+			continue
+		}
+		for i, c := range r {
+			width[i] = max(width[i], utf8.RuneCountInString(c))
+		}
+	}
+	var sb strings.Builder
+	line := func(r []string) {
+		for i, c := range r {
+			pad := strings.Repeat(" ", width[i]-utf8.RuneCountInString(c))
+			switch i {
+			case 0:
+				sb.WriteString(c + pad)
+			case len(r) - 1:
+				sb.WriteString("  " + c)
+			default:
+				sb.WriteString("  " + pad + c)
+			}
+		}
+		sb.WriteString("\n")
+	}
+	line(head)
+	for i, r := range t.rows {
+		if len(r) == 1 {
+			if i > 0 {
+				sb.WriteString("\n")
+			}
+			sb.WriteString(r[0] + "\n")
+			continue
+		}
+		line(r)
+	}
+	_, err := io.WriteString(out, sb.String())
+	return err
+}
+
+func passMiss(ok bool) string {
+	if ok {
+		return "PASS"
+	}
+	return "MISS"
+}
+
+func ratio(a, b float64) string {
+	if b == 0 {
+		return "-"
+	}
+	r := a / b
+	switch {
+	case r == 0:
+		return "0"
+	case r < 0.01:
+		return fmt.Sprintf("1/%.0f", 1/r)
+	case r < 1:
+		return fmt.Sprintf("%.3f×", r)
+	default:
+		return fmt.Sprintf("%.1f×", r)
+	}
+}
+
+func f1(v float64) string { return fmt.Sprintf("%.1f", v) }
+func f2(v float64) string { return fmt.Sprintf("%.3f", v) }
+
+// si formats a rate with a k/M suffix.
+func si(v float64) string {
+	switch {
+	case v >= 1e6:
+		return fmt.Sprintf("%.2fM", v/1e6)
+	case v >= 1e3:
+		return fmt.Sprintf("%.1fk", v/1e3)
+	default:
+		return fmt.Sprintf("%.0f", v)
+	}
+}
+
+func short(n int) string {
+	if n >= 1000 && n%1000 == 0 {
+		return fmt.Sprintf("%dk", n/1000)
+	}
+	return fmt.Sprint(n)
+}
+
+func progress(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "compare: "+format+"\n", args...)
+}
+
+func depVersion(path string) string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if d.Path == path {
+				return d.Version
+			}
+		}
+	}
+	return "(unknown version)"
+}
+
+// loadAverage returns the 1-minute load average, or 0 when unknown.
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	var l float64
+	if _, err := fmt.Sscan(string(b), &l); err != nil {
+		return 0
+	}
+	return l
+}
+
+func cpuModel() string {
+	f, err := os.Open("/proc/cpuinfo")
+	if err != nil {
+		return runtime.GOARCH
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if k, v, ok := strings.Cut(s.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return runtime.GOARCH
+}
