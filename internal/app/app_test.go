@@ -46,7 +46,7 @@ func TestMain(m *testing.M) {
 var start = time.Now().Add(-time.Minute).Truncate(time.Second)
 
 // startApp runs spanwatch on loopback ports with cfg.
-func startApp(t *testing.T, cfg *config.File) *app.App {
+func startApp(t *testing.T, cfg *config.File, mutate ...func(*app.Options)) *app.App {
 	t.Helper()
 	opts := app.DefaultOptions()
 	if cfg != nil {
@@ -54,9 +54,11 @@ func startApp(t *testing.T, cfg *config.File) *app.App {
 	}
 	opts.Ingest.GRPCAddress = "127.0.0.1:0"
 	opts.Ingest.HTTPAddress = "127.0.0.1:0"
-	opts.Ingest.MaxRequestBytes = 64 << 10
 	opts.MetricsAddress = "127.0.0.1:0"
 	opts.WebAddress = "127.0.0.1:0"
+	for _, m := range mutate {
+		m(&opts)
+	}
 	a, err := app.New(opts)
 	require.NoError(t, err)
 	require.NoError(t, a.Start())
@@ -311,7 +313,7 @@ func counterValue(t *testing.T, g prometheus.Gatherer, name string, want map[str
 // TestMalformedRequests sends bad requests over both protocols and checks
 // the answer, the rejection metric, and that nothing was counted.
 func TestMalformedRequests(t *testing.T) {
-	a := startApp(t, nil)
+	a := startApp(t, nil, func(o *app.Options) { o.Ingest.MaxRequestBytes = 64 << 10 })
 	url := "http://" + a.OTLPHTTPAddr().String() + "/v1/traces"
 	gz := func(b []byte) []byte {
 		var buf bytes.Buffer

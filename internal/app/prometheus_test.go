@@ -1,0 +1,105 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/spanwatch/spanwatch/internal/config"
+	"github.com/spanwatch/spanwatch/internal/spanmetrics"
+	"github.com/spanwatch/spanwatch/internal/testutil"
+)
+
+// TestRealPrometheusScrape has a real Prometheus scrape two spanwatch
+// instances, one with classic buckets only and one with native histograms,
+// and checks the values it stored.
+func TestRealPrometheusScrape(t *testing.T) {
+	testutil.Binary(t, "prometheus")
+	classicCfg := config.Default()
+	classicCfg.SpanMetrics.MetricsFlushInterval = 200 * time.Millisecond
+	nativeCfg := config.Default()
+	nativeCfg.SpanMetrics.MetricsFlushInterval = 200 * time.Millisecond
+	nativeCfg.SpanMetrics.Histogram.Exponential = &spanmetrics.ExponentialConfig{}
+	classic, native := startApp(t, classicCfg), startApp(t, nativeCfg)
+
+	// 1000 spans of 1…100 ms, ten of each.
+	load := func(service string) []stub {
+		var out []stub
+		for i := range 1000 {
+			out = append(out, stub{service: service, name: "GET /items", kind: trace.SpanKindServer, dur: time.Duration(i%100+1) * time.Millisecond})
+		}
+		return out
+	}
+	ctx := context.Background()
+	require.NoError(t, exporters(t, classic)["grpc+gzip"].ExportSpans(ctx, spans(load("classic")...)))
+	require.NoError(t, exporters(t, native)["grpc+gzip"].ExportSpans(ctx, spans(load("native")...)))
+
+	prom := testutil.StartPrometheus(t, fmt.Sprintf(`
+global:
+  scrape_interval: 500ms
+scrape_configs:
+  - job_name: spanwatch
+    static_configs:
+      - targets: [%q, %q]
+`, classic.MetricsAddr().String(), native.MetricsAddr().String()), "--enable-feature=native-histograms")
+
+	eq := func(want float64) func(float64) bool { return func(v float64) bool { return v == want } }
+	const wait = 30 * time.Second
+	testutil.Eventually(t, prom.URL, `sum(traces_span_metrics_calls_total{exported_job="classic"})`, wait, eq(1000))
+	testutil.Eventually(t, prom.URL, `sum(traces_span_metrics_calls_total{exported_job="native"})`, wait, eq(1000))
+	// Classic buckets: ≤10 ms holds 1…10 ms, 100 spans; ≤50 ms 500.
+	// Prometheus writes le="10.0" for buckets scraped in protobuf and
+	// le="10" for text, hence the regular expressions.
+	testutil.Eventually(t, prom.URL, `sum(traces_span_metrics_duration_milliseconds_bucket{exported_job="classic",le=~"10(\\.0)?"})`, wait, eq(100))
+	testutil.Eventually(t, prom.URL, `sum(traces_span_metrics_duration_milliseconds_bucket{exported_job="classic",le=~"50(\\.0)?"})`, wait, eq(500))
+	testutil.Eventually(t, prom.URL, `sum(traces_span_metrics_duration_milliseconds_count{exported_job="classic"})`, wait, eq(1000))
+	testutil.Eventually(t, prom.URL, `sum(traces_span_metrics_duration_milliseconds_sum{exported_job="classic"})`, wait, eq(50500))
+	// Native histograms arrive through the protobuf exposition.
+	testutil.Eventually(t, prom.URL, `histogram_count(sum(traces_span_metrics_duration_milliseconds{exported_job="native"}))`, wait, eq(1000))
+	testutil.Eventually(t, prom.URL, `histogram_sum(sum(traces_span_metrics_duration_milliseconds{exported_job="native"}))`, wait, eq(50500))
+	p50 := testutil.Eventually(t, prom.URL, `histogram_quantile(0.5, sum(traces_span_metrics_duration_milliseconds{exported_job="native"}))`, wait,
+		func(v float64) bool { return !math.IsNaN(v) })
+	require.InEpsilon(t, 50, p50, 0.1, "native P50 within a bucket width (schema 3: 9 %%)")
+}
+
+// TestPromtoolCheckMetrics lints the exposition with promtool. The only
+// finding allowed is the one the compatible names force: a histogram in
+// milliseconds, which promtool would like in seconds.
+func TestPromtoolCheckMetrics(t *testing.T) {
+	promtool := testutil.Binary(t, "promtool")
+	f, err := config.Parse(testutil.RecipeConfig(t, spanmetrics.NamingLegacy), "recipe.yaml")
+	require.NoError(t, err)
+	seconds := config.Default()
+	seconds.SpanMetrics.Histogram.Unit = spanmetrics.UnitSeconds
+	for name, cfg := range map[string]*config.File{"default": config.Default(), "recipe legacy": f, "seconds": seconds} {
+		t.Run(name, func(t *testing.T) {
+			a := startApp(t, cfg)
+			require.NoError(t, exporters(t, a)["http"].ExportSpans(context.Background(), spans(
+				stub{service: "s", name: "a", dur: time.Millisecond, kind: trace.SpanKindServer},
+				stub{service: "s", name: "b", dur: time.Second})))
+			flushTwice(a)
+			resp, err := http.Get("http://" + a.MetricsAddr().String() + "/metrics")
+			require.NoError(t, err)
+			text, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			require.NoError(t, err)
+			cmd := exec.Command(promtool, "check", "metrics")
+			cmd.Stdin = bytes.NewReader(text)
+			out, err := cmd.CombinedOutput()
+			if name == "default" {
+				require.Equal(t, "traces_span_metrics_duration_milliseconds use base unit \"seconds\" instead of \"milliseconds\"\n", string(out))
+				return
+			}
+			require.NoError(t, err, "promtool check metrics:\n%s\non:\n%s", out, text)
+		})
+	}
+}
