@@ -102,8 +102,8 @@ func Query(ctx context.Context, base, expr string) ([]Sample, error) {
 		Data   struct {
 			ResultType string `json:"resultType"`
 			Result     []struct {
-				Metric    map[string]string `json:"metric"`
-				Value     [2]any            `json:"value"`
+				Metric    map[string]string  `json:"metric"`
+				Value     [2]any             `json:"value"`
 				Histogram [2]json.RawMessage `json:"histogram"`
 			} `json:"result"`
 		} `json:"data"`

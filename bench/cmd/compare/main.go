@@ -55,7 +55,7 @@ func run(out io.Writer, args []string) error {
 		return err
 	}
 	start := time.Now()
-	load := loadAverage()
+	cpu0 := sampleCPU()
 
 	w, err := bench.NewWorkload(bench.DefaultWorkloadConfig())
 	if err != nil {
@@ -142,8 +142,12 @@ func run(out io.Writer, args []string) error {
 		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel(), *benchtime, *count)
 	fmt.Fprintf(out, "workload: %d requests × %d spans, %.0f wire bytes/span, %d services × %d operations, %d series on both sides\n",
 		len(w.Requests), w.SpansPerRequest, w.BytesPerSpan(), wcfg.Services, wcfg.Operations, series)
-	if load > 0.5 {
-		fmt.Fprintf(out, "note: 1-minute load average was %.2f at start; other processes skew these numbers\n", load)
+	if others, ok := othersCPUs(cpu0, sampleCPU()); ok {
+		fmt.Fprintf(out, "other processes kept %.2f of %d CPUs busy on average during the run", others, runtime.NumCPU())
+		if others > 0.1 {
+			fmt.Fprint(out, ": these numbers are skewed, the parallel ones most")
+		}
+		fmt.Fprintln(out)
 	}
 	fmt.Fprintf(out, "ratio = spanwatch ÷ connector\n\n")
 	if err := t.write(out); err != nil {
@@ -357,19 +361,6 @@ func depVersion(path string) string {
 		}
 	}
 	return "(unknown version)"
-}
-
-// loadAverage returns the 1-minute load average, or 0 when unknown.
-func loadAverage() float64 {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return 0
-	}
-	var l float64
-	if _, err := fmt.Sscan(string(b), &l); err != nil {
-		return 0
-	}
-	return l
 }
 
 func cpuModel() string {

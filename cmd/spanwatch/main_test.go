@@ -1,0 +1,64 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func runCLI(args ...string) (int, string, string) {
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestCLI(t *testing.T) {
+	code, out, _ := runCLI("--help")
+	require.Equal(t, exitOK, code)
+	require.Contains(t, out, "serve")
+	code, out, _ = runCLI("serve", "--help")
+	require.Equal(t, exitOK, code)
+	for _, f := range []string{"--config.file", "--otlp.grpc.listen-address", "--otlp.http.listen-address", "--otlp.max-request-bytes",
+		"--metrics.listen-address", "--web.listen-address", "--log.level", "--log.format"} {
+		require.Contains(t, out, f)
+	}
+	code, out, _ = runCLI("version")
+	require.Equal(t, exitOK, code)
+	require.True(t, strings.HasPrefix(out, "spanwatch, version "))
+	code, _, _ = runCLI("--version")
+	require.Equal(t, exitOK, code)
+	code, _, errOut := runCLI("serve", "--no-such-flag")
+	require.Equal(t, exitUsage, code)
+	require.Contains(t, errOut, "no-such-flag")
+}
+
+func TestServeBadConfigIsAUsageError(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "bad.yaml")
+	require.NoError(t, os.WriteFile(f, []byte("spanmetrics:\n  histogram:\n    explicit:\n      buckets: [5ms, 2ms]\n"), 0o644))
+	code, _, errOut := runCLI("serve", "--config.file="+f)
+	require.Equal(t, exitUsage, code)
+	require.Contains(t, errOut, "bad.yaml:4")
+	require.Contains(t, errOut, "spanmetrics.histogram.explicit.buckets[1]")
+}
+
+func TestServeRunsAndStops(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // already cancelled: start, then shut down at once
+	var out, errb bytes.Buffer
+	code := run(ctx, []string{"serve", "--otlp.grpc.listen-address=127.0.0.1:0", "--otlp.http.listen-address=127.0.0.1:0",
+		"--metrics.listen-address=127.0.0.1:0", "--web.listen-address=127.0.0.1:0", "--log.format=json"}, &out, &errb)
+	require.Equal(t, exitOK, code, errb.String())
+	require.Contains(t, errb.String(), `"msg":"spanwatch stopped"`)
+}
+
+func TestServePortInUseIsAFailure(t *testing.T) {
+	code, _, errOut := runCLI("serve", "--otlp.grpc.listen-address=256.0.0.1:1", "--otlp.http.listen-address=127.0.0.1:0",
+		"--metrics.listen-address=127.0.0.1:0", "--web.listen-address=127.0.0.1:0")
+	require.Equal(t, exitFailure, code)
+	require.Contains(t, errOut, "OTLP/gRPC listen")
+}
