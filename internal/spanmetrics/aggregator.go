@@ -51,6 +51,7 @@ type Aggregator struct {
 	native  *ExponentialConfig
 
 	exclName, exclKind, exclStatus bool
+	dimLens                        uint64 // bit n set: a dimension name has length n (< 64)
 
 	shards  [numShards]shard
 	nseries atomic.Int64
@@ -136,6 +137,11 @@ func New(cfg Config, opts Options) (*Aggregator, error) {
 		}
 		a.dims = append(a.dims, ds)
 	}
+	for _, d := range a.dims {
+		if len(d.name) < 64 {
+			a.dimLens |= 1 << len(d.name)
+		}
+	}
 	a.unitNs = 1e6
 	if cfg.Histogram.Unit == UnitSeconds {
 		a.unitNs = 1e9
@@ -206,6 +212,12 @@ func (a *Aggregator) FlushInterval() time.Duration { return a.cfg.MetricsFlushIn
 
 // ActiveSeries is the number of series held, without the overflow series.
 func (a *Aggregator) ActiveSeries() int { return int(a.nseries.Load()) }
+
+// maybeDimension is a cheap filter before dimensionIndex: whether some
+// dimension's name has the length of k.
+func (a *Aggregator) maybeDimension(k []byte) bool {
+	return len(k) < 64 && a.dimLens&(1<<len(k)) != 0 || len(k) >= 64
+}
 
 // dimensionIndex returns the index of attribute key k among the dimensions,
 // or -1. Dimension lists are short; a linear scan beats hashing here.

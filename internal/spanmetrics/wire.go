@@ -302,9 +302,11 @@ func (a *Aggregator) decodeResource(b *batch, r *resRec, buf []byte) error {
 				return err
 			}
 			i = e
-			key, val, err := decodeKeyValue(buf[s:e], 0)
-			if err != nil {
-				return err
+			key, val, ok := fastKeyValue(buf[s:e])
+			if !ok {
+				if key, val, err = decodeKeyValue(buf[s:e], 0); err != nil {
+					return err
+				}
 			}
 			switch string(key) {
 			case AttrServiceName:
@@ -470,11 +472,16 @@ func (a *Aggregator) decodeSpan(b *batch, buf []byte, ri int32, collect bool) er
 	}
 	var start, end uint64
 	for i := 0; i < len(buf); {
-		num, wt, j, err := tag(buf, i)
-		if err != nil {
+		var num int32
+		var wt int
+		var err error
+		if c := buf[i]; c >= 0x08 && c < 0x80 {
+			// One-byte tag, inlined: the common case.
+			num, wt = int32(c>>3), int(c&7)
+			i++
+		} else if num, wt, i, err = tag(buf, i); err != nil {
 			return err
 		}
-		i = j
 		switch num {
 		case 1, 2, 3, 4, 5, 9, 11, 13, 15:
 			if wt != wtLen {
@@ -493,9 +500,11 @@ func (a *Aggregator) decodeSpan(b *batch, buf []byte, ri int32, collect bool) er
 			case 5:
 				rec.name = buf[s:e]
 			case 9:
-				var key []byte
-				var val anyRef
-				if key, val, err = decodeKeyValue(buf[s:e], 0); err == nil && collect {
+				key, val, ok := fastKeyValue(buf[s:e])
+				if !ok {
+					key, val, err = decodeKeyValue(buf[s:e], 0)
+				}
+				if err == nil && collect && a.maybeDimension(key) {
 					if d := a.dimensionIndex(key); d >= 0 && !sd[d].ok {
 						sd[d] = b.valueString(val)
 					}
@@ -684,6 +693,55 @@ func validateLink(buf []byte) error {
 		}
 	}
 	return nil
+}
+
+// fastKeyValue decodes the common shape of a top-level attribute: one key
+// and one scalar value, in either order (pdata writes the value first), with
+// one-byte lengths. Input of that shape is valid by construction; anything
+// else reports ok=false and goes to decodeKeyValue.
+func fastKeyValue(kv []byte) (key []byte, val anyRef, ok bool) {
+	var v []byte
+	haveKey, haveVal := false, false
+	for p := 0; p < len(kv); {
+		if p+2 > len(kv) || kv[p+1] >= 0x80 {
+			return nil, anyRef{}, false
+		}
+		end := p + 2 + int(kv[p+1])
+		if end > len(kv) {
+			return nil, anyRef{}, false
+		}
+		switch {
+		case kv[p] == 0x0a && !haveKey:
+			key, haveKey = kv[p+2:end], true
+		case kv[p] == 0x12 && !haveVal:
+			v, haveVal = kv[p+2:end], true
+		default:
+			return nil, anyRef{}, false
+		}
+		p = end
+	}
+	if !haveKey || !haveVal {
+		return nil, anyRef{}, false
+	}
+	if len(v) == 0 {
+		return key, anyRef{}, true
+	}
+	switch v[0] {
+	case 0x0a: // string_value
+		if len(v) >= 2 && v[1] < 0x80 && 2+int(v[1]) == len(v) {
+			return key, anyRef{field: 1, data: v[2:]}, true
+		}
+	case 0x10, 0x18: // bool_value, int_value
+		if n, end, err := varint(v, 1); err == nil && end == len(v) {
+			return key, anyRef{field: int32(v[0] >> 3), num: n}, true
+		}
+	case 0x21: // double_value
+		if len(v) == 9 {
+			n, _, _ := fixed64(v, 1)
+			return key, anyRef{field: 4, num: n}, true
+		}
+	}
+	return nil, anyRef{}, false
 }
 
 // decodeKeyValue decodes and validates a KeyValue at nesting depth d. The

@@ -156,6 +156,33 @@ func edgeCases() map[string][]byte {
 		"entity ref bad":              lenf(1, lenf(1, lenf(3, vf(1, 1)))),
 		"scope attrs":                 lenf(1, lenf(2, lenf(1, str(1, "n"), lenf(3, str(1, "k"), lenf(2, vf(7, 1)))))),
 	}
+	long := strings.Repeat("v", 200)
+	cat := func(parts ...[]byte) []byte {
+		var out []byte
+		for _, p := range parts {
+			out = append(out, p...)
+		}
+		return out
+	}
+	for name, kvb := range map[string][]byte{
+		"kv value first":     cat(lenf(2, str(1, "GET")), str(1, "http.method")),
+		"kv two keys":        cat(str(1, "a"), lenf(2, str(1, "x")), str(1, "http.method")),
+		"kv two values":      cat(lenf(2, str(1, "x")), str(1, "a"), lenf(2, vf(3, 5))),
+		"kv key only":        cat(str(1, "a")),
+		"kv value only":      cat(lenf(2, str(1, "x"))),
+		"kv empty value":     cat(str(1, "a"), lenf(2)),
+		"kv long string":     cat(str(1, "a"), lenf(2, str(1, long))),
+		"kv long key":        cat(str(1, long), lenf(2, str(1, "x"))),
+		"kv int trailing":    cat(str(1, "a"), lenf(2, vf(3, 5), vf(3, 6))),
+		"kv short double":    cat(str(1, "a"), lenf(2, append(tagb(4, wtI64), 1, 2, 3))),
+		"kv double":          cat(str(1, "a"), lenf(2, append(tagb(4, wtI64), 0, 0, 0, 0, 0, 0, 0xf0, 0x3f))),
+		"kv string overflow": cat(str(1, "a"), lenf(2, []byte{0x0a, 0x05, 'x'})),
+		"kv bool big":        cat(str(1, "a"), lenf(2, vf(2, 1<<40))),
+		"kv truncated":       cat([]byte{0x0a, 0x05, 'a'}),
+	} {
+		cases[name] = span(lenf(9, kvb))
+		cases["resource "+name] = lenf(1, lenf(1, lenf(1, kvb)), lenf(2, lenf(2, str(5, "n"))))
+	}
 	deep := lenf(2) // empty AnyValue
 	for range 60 {
 		deep = lenf(2, lenf(5, lenf(1, deep[2:])))

@@ -7,7 +7,6 @@
 package main
 
 import (
-	"bufio"
 	"flag"
 	"fmt"
 	"io"
@@ -135,26 +134,26 @@ func run(out io.Writer, args []string) error {
 	t.row("B/series allocated", f1(a[bench.UnitBytesPerSeries]), f1(b[bench.UnitBytesPerSeries]), ratio(a[bench.UnitBytesPerSeries], b[bench.UnitBytesPerSeries]), "", "")
 	t.row("ms per export", f2(nsA*snapshotSeries/1e6), f2(nsB*snapshotSeries/1e6), ratio(nsA, nsB), "", "")
 
-	fmt.Fprintf(out, "spanwatch vs OpenTelemetry Collector contrib spanmetrics connector %s (pdata %s)\n",
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "spanwatch vs OpenTelemetry Collector contrib spanmetrics connector %s (pdata %s)\n",
 		depVersion("github.com/open-telemetry/opentelemetry-collector-contrib/connector/spanmetricsconnector"),
 		depVersion("go.opentelemetry.io/collector/pdata"))
-	fmt.Fprintf(out, "%s %s/%s, %d CPUs, %s; -benchtime %s -count %d\n",
+	fmt.Fprintf(&sb, "%s %s/%s, %d CPUs, %s; -benchtime %s -count %d\n",
 		runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuModel(), *benchtime, *count)
-	fmt.Fprintf(out, "workload: %d requests × %d spans, %.0f wire bytes/span, %d services × %d operations, %d series on both sides\n",
+	fmt.Fprintf(&sb, "workload: %d requests × %d spans, %.0f wire bytes/span, %d services × %d operations, %d series on both sides\n",
 		len(w.Requests), w.SpansPerRequest, w.BytesPerSpan(), wcfg.Services, wcfg.Operations, series)
 	if others, ok := othersCPUs(cpu0, sampleCPU()); ok {
-		fmt.Fprintf(out, "other processes kept %.2f of %d CPUs busy on average during the run", others, runtime.NumCPU())
+		fmt.Fprintf(&sb, "other processes kept %.2f of %d CPUs busy on average during the run", others, runtime.NumCPU())
 		if others > 0.1 {
-			fmt.Fprint(out, ": these numbers are skewed, the parallel ones most")
+			sb.WriteString(": these numbers are skewed, the parallel ones most")
 		}
-		fmt.Fprintln(out)
+		sb.WriteString("\n")
 	}
-	fmt.Fprintf(out, "ratio = spanwatch ÷ connector\n\n")
-	if err := t.write(out); err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "\n%d of %d targets met; total run time %s\n", t.pass, t.pass+t.miss, time.Since(start).Round(time.Second))
-	return nil
+	sb.WriteString("ratio = spanwatch ÷ connector\n\n")
+	t.render(&sb)
+	fmt.Fprintf(&sb, "\n%d of %d targets met; total run time %s\n", t.pass, t.pass+t.miss, time.Since(start).Round(time.Second))
+	_, err = io.WriteString(out, sb.String())
+	return err
 }
 
 // workloadSeries feeds the workload to both implementations once and
@@ -259,9 +258,9 @@ func (t *table) row(name, a, b, r, target, verdict string) {
 	t.rows = append(t.rows, []string{"  " + name, a, b, r, target, verdict})
 }
 
-// write prints the rows with the name column left-aligned and the numbers
+// render writes the rows with the name column left-aligned and the numbers
 // right-aligned.
-func (t *table) write(out io.Writer) error {
+func (t *table) render(sb *strings.Builder) {
 	head := []string{"", "spanwatch", "connector", "ratio", "target", ""}
 	width := make([]int, len(head))
 	for _, r := range append([][]string{head}, t.rows...) {
@@ -272,7 +271,6 @@ func (t *table) write(out io.Writer) error {
 			width[i] = max(width[i], utf8.RuneCountInString(c))
 		}
 	}
-	var sb strings.Builder
 	line := func(r []string) {
 		for i, c := range r {
 			pad := strings.Repeat(" ", width[i]-utf8.RuneCountInString(c))
@@ -298,8 +296,6 @@ func (t *table) write(out io.Writer) error {
 		}
 		line(r)
 	}
-	_, err := io.WriteString(out, sb.String())
-	return err
 }
 
 func passMiss(ok bool) string {
@@ -364,14 +360,12 @@ func depVersion(path string) string {
 }
 
 func cpuModel() string {
-	f, err := os.Open("/proc/cpuinfo")
+	b, err := os.ReadFile("/proc/cpuinfo")
 	if err != nil {
 		return runtime.GOARCH
 	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		if k, v, ok := strings.Cut(s.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
+	for l := range strings.Lines(string(b)) {
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
 			return strings.TrimSpace(v)
 		}
 	}
