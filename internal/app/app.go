@@ -239,7 +239,7 @@ func (a *App) Shutdown(ctx context.Context) error {
 	return a.errShut
 }
 
-// Addresses of the bound listeners, for tests and logs.
+// OTLPGRPCAddr is the bound OTLP/gRPC address.
 func (a *App) OTLPGRPCAddr() net.Addr { return a.receiver.GRPCAddr() }
 
 // OTLPHTTPAddr is the bound OTLP/HTTP address.

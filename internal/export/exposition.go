@@ -31,7 +31,7 @@ func NewExposition(reg prometheus.Registerer) *Exposition {
 	empty := []*dto.MetricFamily{}
 	e.families.Store(&empty)
 	g := prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) { return *e.families.Load(), nil })
-	var h http.Handler = promhttp.HandlerFor(g, promhttp.HandlerOpts{
+	h := promhttp.HandlerFor(g, promhttp.HandlerOpts{
 		EnableOpenMetrics: true,
 		ErrorHandling:     promhttp.ContinueOnError,
 	})

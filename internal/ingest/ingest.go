@@ -109,7 +109,6 @@ type Receiver struct {
 	http     *http.Server
 	grpcLis  net.Listener
 	httpLis  net.Listener
-	done     chan struct{}
 	serveErr chan error
 }
 

@@ -250,7 +250,7 @@ func TestAcknowledgedMeansCounted(t *testing.T) {
 	require.Equal(t, uint64(acked), totalCalls(s))
 	require.Equal(t, 4*200*50, acked)
 	for _, ss := range s.Series {
-		var native uint64 = ss.Native.ZeroCount
+		native := ss.Native.ZeroCount
 		for _, c := range ss.Native.Counts {
 			native += c
 		}

@@ -43,7 +43,6 @@ type batch struct {
 	spanDims []valRef
 	arena    []byte
 	key      []byte
-	scratch  []valRef
 }
 
 func (b *batch) reset(nd int) {

@@ -149,7 +149,7 @@ func edgeCases() map[string][]byte {
 		"ten byte varint":             append(tagb(2, wtVarint), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f),
 		"eleven byte varint":          append(tagb(2, wtVarint), 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01),
 		"big field number":            append(binary.AppendUvarint(nil, (1<<32+1)<<3|2), 0),
-		"negative field number":       append(binary.AppendUvarint(nil, (1<<31)<<3|0), 0),
+		"negative field number":       append(binary.AppendUvarint(nil, (1<<31)<<3), 0),
 		"event bad time":              span(lenf(11, vf(1, 1))),
 		"link bad id":                 span(lenf(13, str(2, "x"))),
 		"entity ref":                  lenf(1, lenf(1, lenf(3, str(1, "u"), str(3, "k"), vf(5, 1)))),

@@ -31,7 +31,7 @@ func FreeAddr(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().String()
 }
 
@@ -69,7 +69,7 @@ func StartPrometheus(t testing.TB, config string, flags ...string) *Prometheus {
 	for {
 		resp, err := http.Get(p.URL + "/-/ready")
 		if err == nil {
-			resp.Body.Close()
+			_ = resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return p
 			}
@@ -95,7 +95,7 @@ func Query(ctx context.Context, base, expr string) ([]Sample, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	var r struct {
 		Status string `json:"status"`
 		Error  string `json:"error"`
