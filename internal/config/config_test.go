@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/spanwatch/spanwatch/internal/spanmetrics"
+	"github.com/spanwatch/spanwatch/internal/testutil"
 )
 
 const ms = time.Millisecond
@@ -524,33 +524,7 @@ func TestLoadErrors(t *testing.T) {
 // Jaeger SPM recipe's Collector config under spanmetrics: and the Prometheus
 // exporter's namespace and const_labels under exposition:, and loads them.
 func TestRecipeConnectorBlock(t *testing.T) {
-	const recipe = "../../../shared/recipe/collector.yaml"
-	data, err := os.ReadFile(recipe)
-	if errors.Is(err, fs.ErrNotExist) && os.Getenv("CI") == "" {
-		t.Skipf("%s is absent (with CI set this is a failure)", recipe)
-	}
-	require.NoError(t, err)
-
-	var collector struct {
-		Connectors map[string]yaml.Node `yaml:"connectors"`
-		Exporters  struct {
-			Prometheus struct {
-				Namespace   string            `yaml:"namespace"`
-				ConstLabels map[string]string `yaml:"const_labels"`
-			} `yaml:"prometheus"`
-		} `yaml:"exporters"`
-	}
-	require.NoError(t, yaml.Unmarshal(data, &collector))
-	block, ok := collector.Connectors["spanmetrics"]
-	require.True(t, ok, "no connectors.spanmetrics in %s", recipe)
-
-	exposition := map[string]any{
-		"naming":       spanmetrics.NamingLegacy,
-		"namespace":    collector.Exporters.Prometheus.Namespace,
-		"const_labels": collector.Exporters.Prometheus.ConstLabels,
-	}
-	file, err := yaml.Marshal(map[string]any{"spanmetrics": &block, "exposition": exposition})
-	require.NoError(t, err)
+	file := testutil.RecipeConfig(t, spanmetrics.NamingLegacy)
 	require.Contains(t, string(file), "# Generate metrics from spans", "the block is pasted with its comment")
 
 	f, err := Parse(file, "recipe.yaml")

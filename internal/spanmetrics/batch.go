@@ -109,7 +109,7 @@ func (b *batch) targetAttributes(r *resRec) []Label {
 		})
 	} else {
 		for _, raw := range b.resRaw[r.rawOff : r.rawOff+r.rawN] {
-			_ = rangeResourceAttributes(raw, func(k []byte, v []byte) {
+			rangeResourceAttributes(raw, func(k []byte, v []byte) {
 				add(string(k), string(v))
 			})
 		}

@@ -341,7 +341,7 @@ func (a *Aggregator) decodeResource(b *batch, r *resRec, buf []byte) error {
 				return err
 			}
 			i = e
-			if err := validateEntityRef(buf[s:e]); err != nil {
+			if err := validateMessage(buf[s:e], &entityRefSchema, nil); err != nil {
 				return err
 			}
 		default:
@@ -351,35 +351,6 @@ func (a *Aggregator) decodeResource(b *batch, r *resRec, buf []byte) error {
 		}
 	}
 	return nil
-}
-
-// validateStrings validates a message whose known fields (those in lenFields)
-// are all strings or bytes.
-func validateStrings(buf []byte, lenFields uint64) error {
-	for i := 0; i < len(buf); {
-		num, wt, j, err := tag(buf, i)
-		if err != nil {
-			return err
-		}
-		i = j
-		if num < 64 && lenFields&(1<<num) != 0 {
-			if wt != wtLen {
-				return wireTypeErr(strconv.Itoa(int(num)), wt)
-			}
-			if _, i, err = length(buf, i); err != nil {
-				return err
-			}
-			continue
-		}
-		if i, err = skipUnknown(buf, i, wt); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func validateEntityRef(buf []byte) error {
-	return validateStrings(buf, 1<<1|1<<2|1<<3|1<<4)
 }
 
 func (a *Aggregator) decodeScopeSpans(b *batch, buf []byte, ri int32, collect bool) error {
@@ -401,7 +372,7 @@ func (a *Aggregator) decodeScopeSpans(b *batch, buf []byte, ri int32, collect bo
 			i = e
 			switch num {
 			case 1:
-				err = validateScope(buf[s:e])
+				err = validateMessage(buf[s:e], &scopeSchema, nil)
 			case 2:
 				err = a.decodeSpan(b, buf[s:e], ri, collect)
 			}
@@ -417,39 +388,85 @@ func (a *Aggregator) decodeScopeSpans(b *batch, buf []byte, ri int32, collect bo
 	return nil
 }
 
-func validateScope(buf []byte) error {
+// fieldKind is what a message schema expects of a field.
+type fieldKind uint8
+
+const (
+	fkUnknown fieldKind = iota // skipped like any unknown field
+	fkVarint
+	fkI64
+	fkI32
+	fkBytes   // string or bytes
+	fkTraceID // bytes of length 0 or 16
+	fkSpanID  // bytes of length 0 or 8
+	fkKV      // a top-level attribute KeyValue
+	fkCode    // varint kept in the code argument (Status.code)
+)
+
+// msgSchema maps field numbers to kinds, for the messages span metrics
+// only validate.
+type msgSchema [8]fieldKind
+
+var (
+	scopeSchema     = msgSchema{1: fkBytes, 2: fkBytes, 3: fkKV, 4: fkVarint}
+	entityRefSchema = msgSchema{1: fkBytes, 2: fkBytes, 3: fkBytes, 4: fkBytes}
+	eventSchema     = msgSchema{1: fkI64, 2: fkBytes, 3: fkKV, 4: fkVarint}
+	linkSchema      = msgSchema{1: fkTraceID, 2: fkSpanID, 3: fkBytes, 4: fkKV, 5: fkVarint, 6: fkI32}
+	statusSchema    = msgSchema{2: fkBytes, 3: fkCode} // field 1 (deprecated code) is unknown to pdata
+)
+
+var wantWireType = [...]int{fkVarint: wtVarint, fkI64: wtI64, fkI32: wtI32, fkBytes: wtLen,
+	fkTraceID: wtLen, fkSpanID: wtLen, fkKV: wtLen, fkCode: wtVarint}
+
+// validateMessage checks buf against schema as pdata's decoder would; the
+// last fkCode varint, if any, is stored in code.
+func validateMessage(buf []byte, schema *msgSchema, code *int32) error {
 	for i := 0; i < len(buf); {
 		num, wt, j, err := tag(buf, i)
 		if err != nil {
 			return err
 		}
 		i = j
-		switch num {
-		case 1, 2, 3:
-			if wt != wtLen {
-				return wireTypeErr("InstrumentationScope", wt)
-			}
-			s, e, err := length(buf, i)
-			if err != nil {
-				return err
-			}
-			i = e
-			if num == 3 {
-				if _, _, err := decodeKeyValue(buf[s:e], 0); err != nil {
-					return err
-				}
-			}
-		case 4:
-			if wt != wtVarint {
-				return wireTypeErr("DroppedAttributesCount", wt)
-			}
-			if _, i, err = varint(buf, i); err != nil {
-				return err
-			}
-		default:
+		kind := fkUnknown
+		if int(num) < len(schema) {
+			kind = schema[num]
+		}
+		if kind == fkUnknown {
 			if i, err = skipUnknown(buf, i, wt); err != nil {
 				return err
 			}
+			continue
+		}
+		if wt != wantWireType[kind] {
+			return wireTypeErr(strconv.Itoa(int(num)), wt)
+		}
+		switch kind {
+		case fkVarint, fkCode:
+			var v uint64
+			if v, i, err = varint(buf, i); err == nil && kind == fkCode {
+				*code = int32(v)
+			}
+		case fkI64:
+			_, i, err = fixed64(buf, i)
+		case fkI32:
+			i, err = skipFixed32(buf, i)
+		default:
+			var s, e int
+			if s, e, err = length(buf, i); err != nil {
+				return err
+			}
+			i = e
+			switch kind {
+			case fkTraceID:
+				err = checkID(e-s, 16, errTraceID)
+			case fkSpanID:
+				err = checkID(e-s, 8, errSpanID)
+			case fkKV:
+				_, _, err = decodeKeyValue(buf[s:e], 0)
+			}
+		}
+		if err != nil {
+			return err
 		}
 	}
 	return nil
@@ -510,11 +527,12 @@ func (a *Aggregator) decodeSpan(b *batch, buf []byte, ri int32, collect bool) er
 					}
 				}
 			case 11:
-				err = validateEvent(buf[s:e])
+				err = validateMessage(buf[s:e], &eventSchema, nil)
 			case 13:
-				err = validateLink(buf[s:e])
+				err = validateMessage(buf[s:e], &linkSchema, nil)
 			case 15:
-				err = decodeStatus(buf[s:e], &rec.status)
+				// Repeated status messages merge: the last code seen wins.
+				err = validateMessage(buf[s:e], &statusSchema, &rec.status)
 			}
 			if err != nil {
 				return err
@@ -562,135 +580,6 @@ func (a *Aggregator) decodeSpan(b *batch, buf []byte, ri int32, collect bool) er
 	if collect {
 		rec.durNs = duration(start, end)
 		b.spans = append(b.spans, rec)
-	}
-	return nil
-}
-
-func decodeStatus(buf []byte, code *int32) error {
-	for i := 0; i < len(buf); {
-		num, wt, j, err := tag(buf, i)
-		if err != nil {
-			return err
-		}
-		i = j
-		switch num {
-		case 2:
-			if wt != wtLen {
-				return wireTypeErr("Message", wt)
-			}
-			if _, i, err = length(buf, i); err != nil {
-				return err
-			}
-		case 3:
-			if wt != wtVarint {
-				return wireTypeErr("Code", wt)
-			}
-			var v uint64
-			if v, i, err = varint(buf, i); err != nil {
-				return err
-			}
-			*code = int32(v)
-		default:
-			if i, err = skipUnknown(buf, i, wt); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-func validateEvent(buf []byte) error {
-	for i := 0; i < len(buf); {
-		num, wt, j, err := tag(buf, i)
-		if err != nil {
-			return err
-		}
-		i = j
-		switch num {
-		case 1:
-			if wt != wtI64 {
-				return wireTypeErr("TimeUnixNano", wt)
-			}
-			if _, i, err = fixed64(buf, i); err != nil {
-				return err
-			}
-		case 2, 3:
-			if wt != wtLen {
-				return wireTypeErr("Event", wt)
-			}
-			s, e, err := length(buf, i)
-			if err != nil {
-				return err
-			}
-			i = e
-			if num == 3 {
-				if _, _, err := decodeKeyValue(buf[s:e], 0); err != nil {
-					return err
-				}
-			}
-		case 4:
-			if wt != wtVarint {
-				return wireTypeErr("DroppedAttributesCount", wt)
-			}
-			if _, i, err = varint(buf, i); err != nil {
-				return err
-			}
-		default:
-			if i, err = skipUnknown(buf, i, wt); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-func validateLink(buf []byte) error {
-	for i := 0; i < len(buf); {
-		num, wt, j, err := tag(buf, i)
-		if err != nil {
-			return err
-		}
-		i = j
-		switch num {
-		case 1, 2, 3, 4:
-			if wt != wtLen {
-				return wireTypeErr("Link", wt)
-			}
-			s, e, err := length(buf, i)
-			if err != nil {
-				return err
-			}
-			i = e
-			switch num {
-			case 1:
-				err = checkID(e-s, 16, errTraceID)
-			case 2:
-				err = checkID(e-s, 8, errSpanID)
-			case 4:
-				_, _, err = decodeKeyValue(buf[s:e], 0)
-			}
-			if err != nil {
-				return err
-			}
-		case 5:
-			if wt != wtVarint {
-				return wireTypeErr("DroppedAttributesCount", wt)
-			}
-			if _, i, err = varint(buf, i); err != nil {
-				return err
-			}
-		case 6:
-			if wt != wtI32 {
-				return wireTypeErr("Flags", wt)
-			}
-			if i, err = skipFixed32(buf, i); err != nil {
-				return err
-			}
-		default:
-			if i, err = skipUnknown(buf, i, wt); err != nil {
-				return err
-			}
-		}
 	}
 	return nil
 }
@@ -992,7 +881,8 @@ func rawValue(v anyRef) any {
 	return nil
 }
 
-// rangeList calls f with each field-1 payload of a validated list message.
+// rangeList calls f with each field-1 payload of a validated message: the
+// values of an ArrayValue or KeyValueList, the attributes of a Resource.
 func rangeList(buf []byte, f func([]byte)) {
 	for i := 0; i < len(buf); {
 		num, wt, j, err := tag(buf, i)
@@ -1014,28 +904,11 @@ func rangeList(buf []byte, f func([]byte)) {
 
 // rangeResourceAttributes calls f with the key and rendered value of every
 // attribute of a validated Resource message (rare path: target_info).
-func rangeResourceAttributes(buf []byte, f func(k, v []byte)) error {
+func rangeResourceAttributes(buf []byte, f func(k, v []byte)) {
 	var b batch
-	for i := 0; i < len(buf); {
-		num, wt, j, err := tag(buf, i)
-		if err != nil {
-			return err
-		}
-		i = j
-		if num == 1 && wt == wtLen {
-			s, e, _ := length(buf, i)
-			i = e
-			k, v, err := decodeKeyValue(buf[s:e], 0)
-			if err != nil {
-				return err
-			}
-			b.arena = b.arena[:0]
-			f(k, b.valueString(v).b)
-			continue
-		}
-		if i, err = skipUnknown(buf, i, wt); err != nil {
-			return err
-		}
-	}
-	return nil
+	rangeList(buf, func(item []byte) {
+		k, v, _ := decodeKeyValue(item, 0)
+		b.arena = b.arena[:0]
+		f(k, b.valueString(v).b)
+	})
 }
