@@ -17,6 +17,9 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
@@ -373,4 +376,44 @@ func TestMalformedRequests(t *testing.T) {
 	testMalformedGRPC(t, a)
 	snap := a.Flush()
 	require.Empty(t, snap.Series, "rejected requests count nothing")
+}
+
+func TestOTLPJSON(t *testing.T) {
+	a := startApp(t, nil)
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", "json-svc")
+	for i := range 7 {
+		sp := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
+		sp.SetName("op")
+		sp.SetKind(ptrace.SpanKindConsumer)
+		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(start))
+		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(start.Add(time.Duration(i) * time.Millisecond)))
+	}
+	body, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalJSON()
+	require.NoError(t, err)
+	var gzBody bytes.Buffer
+	zw := gzip.NewWriter(&gzBody)
+	_, _ = zw.Write(body)
+	require.NoError(t, zw.Close())
+	for _, gz := range []bool{false, true} {
+		req, err := http.NewRequest(http.MethodPost, "http://"+a.OTLPHTTPAddr().String()+"/v1/traces", bytes.NewReader(body))
+		require.NoError(t, err)
+		if gz {
+			req.Body = io.NopCloser(bytes.NewReader(gzBody.Bytes()))
+			req.ContentLength = int64(gzBody.Len())
+			req.Header.Set("Content-Encoding", "gzip")
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		out, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode, string(out))
+		require.Equal(t, "application/json", resp.Header.Get("Content-Type"))
+		require.Equal(t, "{}", string(out))
+	}
+	flushTwice(a)
+	require.Equal(t, 14.0, sumCounter(scrape(t, a)["traces_span_metrics_calls_total"],
+		map[string]string{"service_name": "json-svc", "span_kind": "SPAN_KIND_CONSUMER"}))
 }
