@@ -139,8 +139,9 @@ func (r *Receiver) Start() error {
 		}
 		r.grpcLis = lis
 		r.grpc = newGRPCServer(r)
+		srv := r.grpc.srv
 		go func() {
-			if err := r.grpc.srv.Serve(lis); err != nil {
+			if err := srv.Serve(lis); err != nil {
 				r.serveErr <- fmt.Errorf("OTLP/gRPC server: %w", err)
 			}
 		}()
@@ -163,8 +164,9 @@ func (r *Receiver) Start() error {
 			IdleTimeout:       2 * time.Minute,
 			ErrorLog:          slog.NewLogLogger(r.logger.Handler(), slog.LevelDebug),
 		}
+		srv := r.http
 		go func() {
-			if err := r.http.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				r.serveErr <- fmt.Errorf("OTLP/HTTP server: %w", err)
 			}
 		}()
