@@ -2,7 +2,6 @@ package spanmetrics
 
 import (
 	"slices"
-	"strconv"
 	"strings"
 )
 
@@ -197,11 +196,6 @@ func StatusCodeString(c int32) string {
 		return "STATUS_CODE_ERROR"
 	}
 	return ""
-}
-
-// FormatBound renders a bucket bound for an le label.
-func FormatBound(v float64) string {
-	return strconv.FormatFloat(v, 'f', -1, 64)
 }
 
 // dedupeLabels removes, in the sorted tail dst[start:], every label whose name

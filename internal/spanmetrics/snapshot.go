@@ -21,6 +21,15 @@ type Snapshot struct {
 	// Targets are the target_info series (resources with attributes other
 	// than the job/instance ones).
 	Targets []TargetSnapshot
+	// Gone are the series removed by expiry in this snapshot; sinks that
+	// store samples mark them stale.
+	Gone []GoneSeries
+}
+
+// GoneSeries identifies a series removed since the previous snapshot.
+type GoneSeries struct {
+	Key    string
+	Native bool
 }
 
 // SeriesSnapshot is one series' cumulative state.
@@ -119,7 +128,7 @@ func (a *Aggregator) Snapshot(now time.Time) *Snapshot {
 		}
 		sh.mu.RUnlock()
 		if len(expired) > 0 {
-			a.expire(sh, expired, cutoff)
+			snap.Gone = a.expire(sh, expired, cutoff, snap.Gone)
 			expired = expired[:0]
 		}
 	}
@@ -138,9 +147,9 @@ func (a *Aggregator) Snapshot(now time.Time) *Snapshot {
 
 // expire removes the given series from sh unless a span arrived after the
 // snapshot looked at them.
-func (a *Aggregator) expire(sh *shard, cands []*series, cutoff int64) {
+func (a *Aggregator) expire(sh *shard, cands []*series, cutoff int64, gone []GoneSeries) []GoneSeries {
 	sh.mu.Lock()
-	var gone []string
+	var targets []string
 	for _, s := range cands {
 		s.mu.Lock()
 		if s.lastSeen >= cutoff || s.dead {
@@ -167,11 +176,16 @@ func (a *Aggregator) expire(sh *shard, cands []*series, cutoff int64) {
 			break chain
 		}
 		a.nseries.Add(-1)
-		gone = append(gone, s.key[:targetPrefixLen(s.key)])
+		targets = append(targets, s.key[:targetPrefixLen(s.key)])
+		// A series never reported was never stored: nothing to mark stale.
+		if s.reported {
+			gone = append(gone, GoneSeries{Key: s.key, Native: s.native != nil})
+		}
 	}
 	sh.mu.Unlock()
-	for _, t := range gone {
+	for _, t := range targets {
 		a.m.expired.Inc()
 		a.dropTargetRef(t)
 	}
+	return gone
 }

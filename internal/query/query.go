@@ -1,0 +1,93 @@
+// Package query owns PromQL evaluation: the engine options spanwatch runs
+// with (timeout, sample limit, lookback, @ and negative offsets, native
+// histograms), the parser instance, and query functions that evaluate either
+// locally over a storage.Queryable or remotely against a Prometheus-compatible
+// HTTP API. It serves no HTTP itself.
+package query
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/parser"
+)
+
+// Options configure the PromQL engine.
+type Options struct {
+	// Timeout bounds one query.
+	Timeout time.Duration
+	// MaxSamples bounds the samples one query may hold in memory.
+	MaxSamples int
+	// LookbackDelta is how far back an instant selector looks for a sample.
+	LookbackDelta time.Duration
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// Registerer receives the engine's metrics (prometheus_engine_*); nil
+	// registers nothing.
+	Registerer prometheus.Registerer
+}
+
+// DefaultOptions are Prometheus's defaults: 2 m timeout, 50 M samples, 5 m
+// lookback.
+func DefaultOptions() Options {
+	return Options{Timeout: 2 * time.Minute, MaxSamples: 50_000_000, LookbackDelta: 5 * time.Minute}
+}
+
+// Validate checks the options.
+func (o *Options) Validate() error {
+	if o.Timeout <= 0 {
+		return fmt.Errorf("query timeout must be positive, got %s", o.Timeout)
+	}
+	if o.MaxSamples <= 0 {
+		return fmt.Errorf("query max samples must be positive, got %d", o.MaxSamples)
+	}
+	if o.LookbackDelta <= 0 {
+		return fmt.Errorf("lookback delta must be positive, got %s", o.LookbackDelta)
+	}
+	return nil
+}
+
+// Engine is a PromQL engine with the parser it was built with.
+type Engine struct {
+	*promql.Engine
+	Parser parser.Parser
+	opts   Options
+}
+
+// NewEngine returns an engine with @ modifiers, negative offsets and native
+// histograms enabled, as in Prometheus.
+func NewEngine(opts Options) (*Engine, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	p := parser.NewParser(parser.Options{})
+	e := promql.NewEngine(promql.EngineOpts{
+		Logger:               opts.Logger,
+		Reg:                  opts.Registerer,
+		MaxSamples:           opts.MaxSamples,
+		Timeout:              opts.Timeout,
+		LookbackDelta:        opts.LookbackDelta,
+		EnableAtModifier:     true,
+		EnableNegativeOffset: true,
+		NoStepSubqueryIntervalFn: func(int64) int64 {
+			return time.Minute.Milliseconds()
+		},
+		Parser: p,
+	})
+	return &Engine{Engine: e, Parser: p, opts: opts}, nil
+}
+
+// QueryOpts returns the per-query options (lookback) to pass to the
+// engine's NewInstantQuery and NewRangeQuery.
+func (e *Engine) QueryOpts() promql.QueryOpts {
+	return promql.NewPrometheusQueryOpts(false, e.opts.LookbackDelta, nil)
+}
+
+// Options returns the options the engine was built with.
+func (e *Engine) Options() Options { return e.opts }
