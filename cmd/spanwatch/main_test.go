@@ -51,14 +51,15 @@ func TestServeRunsAndStops(t *testing.T) {
 	cancel() // already cancelled: start, then shut down at once
 	var out, errb bytes.Buffer
 	code := run(ctx, []string{"serve", "--otlp.grpc.listen-address=127.0.0.1:0", "--otlp.http.listen-address=127.0.0.1:0",
-		"--metrics.listen-address=127.0.0.1:0", "--web.listen-address=127.0.0.1:0", "--log.format=json"}, &out, &errb)
+		"--metrics.listen-address=127.0.0.1:0", "--web.listen-address=127.0.0.1:0", "--log.format=json",
+		"--storage.path=" + t.TempDir()}, &out, &errb)
 	require.Equal(t, exitOK, code, errb.String())
 	require.Contains(t, errb.String(), `"msg":"spanwatch stopped"`)
 }
 
 func TestServePortInUseIsAFailure(t *testing.T) {
 	code, _, errOut := runCLI("serve", "--otlp.grpc.listen-address=256.0.0.1:1", "--otlp.http.listen-address=127.0.0.1:0",
-		"--metrics.listen-address=127.0.0.1:0", "--web.listen-address=127.0.0.1:0")
+		"--metrics.listen-address=127.0.0.1:0", "--web.listen-address=127.0.0.1:0", "--storage.path="+t.TempDir())
 	require.Equal(t, exitFailure, code)
 	require.Contains(t, errOut, "OTLP/gRPC listen")
 }

@@ -2,21 +2,34 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"maps"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/alecthomas/units"
+	"github.com/prometheus/common/model"
 
 	"github.com/spanwatch/spanwatch/internal/app"
 	"github.com/spanwatch/spanwatch/internal/config"
+	"github.com/spanwatch/spanwatch/internal/export"
+	"github.com/spanwatch/spanwatch/internal/query"
 )
 
 type serveCmd struct {
-	configFile string
-	opts       app.Options
-	maxRequest units.Base2Bytes
-	logLevel   string
-	logFormat  string
+	configFile     string
+	opts           app.Options
+	maxRequest     units.Base2Bytes
+	retention      model.Duration
+	queryTimeout   model.Duration
+	lookback       model.Duration
+	remoteWriteURL []string
+	features       []string
+	logLevel       string
+	logFormat      string
 }
 
 func newServeCmd(a *kingpin.Application) *serveCmd {
@@ -36,6 +49,24 @@ func newServeCmd(a *kingpin.Application) *serveCmd {
 		Default(c.opts.WebAddress).StringVar(&c.opts.WebAddress)
 	cmd.Flag("web.enable-pprof", "Serve Go profiling endpoints under /debug/pprof/ on the web address.").
 		BoolVar(&c.opts.EnablePprof)
+	cmd.Flag("storage.path", "Directory of the embedded TSDB.").
+		Default(c.opts.Storage.Path).StringVar(&c.opts.Storage.Path)
+	cmd.Flag("storage.retention", "How long samples are kept (e.g. 15d, 12h).").
+		Default("15d").SetValue(&c.retention)
+	cmd.Flag("storage.mode", "tsdb: store span metrics in the embedded TSDB; none: stateless (exposition and remote write only).").
+		Default(app.StorageTSDB).EnumVar(&c.opts.StorageMode, app.StorageTSDB, app.StorageNone)
+	cmd.Flag("query.timeout", "Maximum time a query may take before it is aborted.").
+		Default("2m").SetValue(&c.queryTimeout)
+	cmd.Flag("query.max-samples", "Maximum number of samples a single query may load into memory.").
+		Default("50000000").IntVar(&c.opts.Query.MaxSamples)
+	cmd.Flag("query.lookback-delta", "How far back an instant selector looks for the latest sample.").
+		Default("5m").SetValue(&c.lookback)
+	cmd.Flag("enable-feature", "Comma-separated PromQL feature flags, as in Prometheus: "+strings.Join(slices.Sorted(maps.Keys(query.FeatureNames)), ", ")+".").
+		PlaceHolder("<name>").StringsVar(&c.features)
+	cmd.Flag("query.url", "Read the query API from this Prometheus-compatible server (Prometheus, Mimir, Thanos) instead of the embedded TSDB.").
+		PlaceHolder("<url>").StringVar(&c.opts.QueryURL)
+	cmd.Flag("remote-write.url", "Send every flush to this Prometheus remote-write endpoint (repeatable). Authentication and headers go in the config file's remote_write section.").
+		PlaceHolder("<url>").StringsVar(&c.remoteWriteURL)
 	cmd.Flag("log.level", "Only log messages with the given severity or above: debug, info, warn, error.").
 		Default("info").EnumVar(&c.logLevel, "debug", "info", "warn", "error")
 	cmd.Flag("log.format", "Output format of log messages: logfmt or json.").
@@ -50,6 +81,18 @@ func (c *serveCmd) run(ctx context.Context, stderr io.Writer) error {
 	}
 	c.opts.Logger = logger
 	c.opts.Ingest.MaxRequestBytes = int(c.maxRequest)
+	c.opts.Storage.Retention = time.Duration(c.retention)
+	c.opts.Query.Timeout = time.Duration(c.queryTimeout)
+	c.opts.Query.LookbackDelta = time.Duration(c.lookback)
+	for _, list := range c.features {
+		for _, name := range strings.Split(list, ",") {
+			set, ok := query.FeatureNames[strings.TrimSpace(name)]
+			if !ok {
+				return usageError{fmt.Errorf("--enable-feature: unknown feature %q", name)}
+			}
+			set(&c.opts.Query.Features)
+		}
+	}
 	c.opts.Config = config.Default()
 	if c.configFile != "" {
 		f, err := config.Load(c.configFile)
@@ -59,9 +102,22 @@ func (c *serveCmd) run(ctx context.Context, stderr io.Writer) error {
 		c.opts.Config = f
 		logger.Info("loaded configuration", "file", c.configFile)
 	}
+	c.opts.RemoteWrite = remoteWriteConfigs(c.opts.Config, c.remoteWriteURL)
 	a, err := app.New(c.opts)
 	if err != nil {
 		return usageError{err}
 	}
 	return a.Run(ctx)
+}
+
+// remoteWriteConfigs merges the config file's remote_write section with the
+// --remote-write.url flags (which get the defaults).
+func remoteWriteConfigs(f *config.File, urls []string) []export.RemoteWriteConfig {
+	out := append([]export.RemoteWriteConfig(nil), f.RemoteWrite...)
+	for _, u := range urls {
+		rc := export.DefaultRemoteWriteConfig()
+		rc.URL = u
+		out = append(out, rc)
+	}
+	return out
 }

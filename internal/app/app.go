@@ -1,7 +1,8 @@
 // Package app wires `spanwatch serve`: it constructs the components in
-// order, runs them, flushes span-metric snapshots to every sink, and shuts
-// down in the documented order: readiness off → stop receivers → final
-// flush → close the HTTP servers. It holds no logic of its own beyond that.
+// order, runs them, flushes span-metric snapshots to every sink (exposition,
+// embedded TSDB, remote write), and shuts down in the documented order:
+// readiness off → stop receivers → final flush → drain remote write → close
+// the HTTP servers → close the TSDB. It holds no logic of its own beyond that.
 package app
 
 import (
@@ -23,7 +24,9 @@ import (
 	"github.com/spanwatch/spanwatch/internal/config"
 	"github.com/spanwatch/spanwatch/internal/export"
 	"github.com/spanwatch/spanwatch/internal/ingest"
+	"github.com/spanwatch/spanwatch/internal/query"
 	"github.com/spanwatch/spanwatch/internal/spanmetrics"
+	"github.com/spanwatch/spanwatch/internal/store"
 	"github.com/spanwatch/spanwatch/internal/web"
 )
 
@@ -39,6 +42,18 @@ type Options struct {
 	WebAddress string
 	// EnablePprof serves /debug/pprof/ on the web address.
 	EnablePprof bool
+	// StorageMode is "tsdb" (embedded TSDB) or "none" (stateless: exposition
+	// and remote write only).
+	StorageMode string
+	// Storage configures the embedded TSDB.
+	Storage store.Options
+	// Query configures the PromQL engine.
+	Query query.Options
+	// QueryURL, when set, makes the query API read from that
+	// Prometheus-compatible server instead of the embedded TSDB.
+	QueryURL string
+	// RemoteWrite lists the remote-write destinations of every snapshot.
+	RemoteWrite []export.RemoteWriteConfig
 	// ShutdownTimeout bounds each shutdown step.
 	ShutdownTimeout time.Duration
 	// Logger; nil discards.
@@ -52,11 +67,20 @@ func DefaultOptions() Options {
 	return Options{
 		Config:          config.Default(),
 		Ingest:          ingest.DefaultConfig(),
+		StorageMode:     StorageTSDB,
+		Storage:         store.DefaultOptions(),
+		Query:           query.DefaultOptions(),
 		MetricsAddress:  ":8889",
 		WebAddress:      ":8890",
 		ShutdownTimeout: 30 * time.Second,
 	}
 }
+
+// Storage modes.
+const (
+	StorageTSDB = "tsdb"
+	StorageNone = "none"
+)
 
 // sink receives every snapshot.
 type sink interface {
@@ -73,6 +97,9 @@ type App struct {
 	agg      *spanmetrics.Aggregator
 	expo     *export.Exposition
 	receiver *ingest.Receiver
+	store    *store.Store
+	engine   *query.Engine
+	remotes  []*export.RemoteWriter
 	metrics  *web.Server
 	web      *web.Server
 	sinks    []sink
@@ -124,6 +151,9 @@ func New(opts Options) (*App, error) {
 	}
 	a.expo = export.NewExposition(a.reg)
 	a.sinks = append(a.sinks, a.expo)
+	if err := a.newStorage(); err != nil {
+		return nil, err
+	}
 	a.receiver, err = ingest.New(opts.Ingest, a.agg, a.logger.With("component", "ingest"), a.reg)
 	if err != nil {
 		return nil, err
@@ -136,6 +166,10 @@ func New(opts Options) (*App, error) {
 	wmux := http.NewServeMux()
 	wmux.Handle("/metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg, EnableOpenMetrics: true}))
 	web.HealthHandlers(wmux, a.ready)
+	if err := a.registerAPI(wmux); err != nil {
+		a.closeStore()
+		return nil, err
+	}
 	if opts.EnablePprof {
 		wmux.HandleFunc("/debug/pprof/", pprof.Index)
 		wmux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -159,6 +193,9 @@ func (a *App) Start() error {
 	if err := a.receiver.Start(); err != nil {
 		_ = a.Shutdown(context.Background())
 		return err
+	}
+	for _, r := range a.remotes {
+		r.Start()
 	}
 	a.stopFlush, a.flushDone = make(chan struct{}), make(chan struct{})
 	go a.flushLoop()
@@ -232,8 +269,14 @@ func (a *App) Shutdown(ctx context.Context) error {
 			<-a.flushDone
 			a.Flush()
 		}
+		for _, r := range a.remotes {
+			step("drain remote write", r.Shutdown)
+		}
 		step("stop exposition server", a.metrics.Shutdown)
 		step("stop web server", a.web.Shutdown)
+		if err := a.closeStore(); err != nil {
+			a.errShut = errors.Join(a.errShut, fmt.Errorf("close storage: %w", err))
+		}
 		a.logger.Info("spanwatch stopped")
 	})
 	return a.errShut

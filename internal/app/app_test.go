@@ -59,6 +59,7 @@ func startApp(t *testing.T, cfg *config.File, mutate ...func(*app.Options)) *app
 	opts.Ingest.HTTPAddress = "127.0.0.1:0"
 	opts.MetricsAddress = "127.0.0.1:0"
 	opts.WebAddress = "127.0.0.1:0"
+	opts.Storage.Path = t.TempDir()
 	for _, m := range mutate {
 		m(&opts)
 	}

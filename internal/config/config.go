@@ -9,6 +9,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/spanwatch/spanwatch/internal/export"
 	"github.com/spanwatch/spanwatch/internal/spanmetrics"
 )
 
@@ -21,6 +22,9 @@ type File struct {
 	// Exposition configures how series are named wherever they leave
 	// spanwatch, like the Collector's Prometheus exporter.
 	Exposition spanmetrics.NamingConfig `yaml:"exposition"`
+	// RemoteWrite lists remote-write destinations for every flush, with
+	// their authentication, headers and external labels.
+	RemoteWrite []export.RemoteWriteConfig `yaml:"remote_write"`
 }
 
 // section is one top-level key and the Validate of the value it decodes into.
@@ -34,7 +38,17 @@ func (f *File) sections() []section {
 	return []section{
 		{"spanmetrics", f.SpanMetrics.Validate},
 		{"exposition", f.Exposition.Validate},
+		{"remote_write", f.validateRemoteWrite},
 	}
+}
+
+func (f *File) validateRemoteWrite() error {
+	for i := range f.RemoteWrite {
+		if err := f.RemoteWrite[i].Validate(); err != nil {
+			return &spanmetrics.FieldError{Path: fmt.Sprintf("[%d]", i), Err: err}
+		}
+	}
+	return nil
 }
 
 // Default returns the configuration used when the file sets nothing.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/spanwatch/spanwatch/internal/export"
 	"github.com/spanwatch/spanwatch/internal/spanmetrics"
 	"github.com/spanwatch/spanwatch/internal/testutil"
 )
@@ -208,7 +209,7 @@ exposition:
 		{
 			name:    "collector config",
 			in:      "connectors:\n  spanmetrics: {}\n",
-			wantErr: []string{`config.yaml:1: connectors: unknown key (sections are spanmetrics, exposition)`},
+			wantErr: []string{`config.yaml:1: connectors: unknown key (sections are spanmetrics, exposition, remote_write)`},
 		},
 		{
 			name: "unknown key in a section",
@@ -318,7 +319,7 @@ exposition:
 		{
 			name:    "top level is not a mapping",
 			in:      "- spanmetrics\n",
-			wantErr: []string{`config.yaml:1: expected a mapping of sections (spanmetrics, exposition), got a list`},
+			wantErr: []string{`config.yaml:1: expected a mapping of sections (spanmetrics, exposition, remote_write), got a list`},
 		},
 		{
 			name: "syntax error",
@@ -487,6 +488,16 @@ func TestLoadFull(t *testing.T) {
 			ConstLabels: map[string]string{"cluster": "production", "region": "eu-west-1"},
 			Naming:      spanmetrics.NamingLegacy,
 		},
+		RemoteWrite: []export.RemoteWriteConfig{
+			{
+				URL: "https://mimir.example.com/api/v1/push", Name: "mimir", Timeout: 10 * time.Second,
+				QueueSnapshots: 8, MaxSamplesPerSend: 5000, MinBackoff: 50 * time.Millisecond, MaxBackoff: 10 * time.Second,
+				Headers:        map[string]string{"X-Scope-OrgID": "team-a"},
+				BasicAuth:      &export.RemoteWriteBasicAuth{Username: "spanwatch", Password: "secret"},
+				ExternalLabels: map[string]string{"replica": "a"},
+			},
+			{URL: "http://prometheus:9090/api/v1/write", BearerToken: "tok"},
+		},
 	}
 	require.Equal(t, want, f)
 
@@ -495,6 +506,7 @@ func TestLoadFull(t *testing.T) {
 	// line in full.yaml (and a row in docs/configuration.md).
 	exempt := map[string]bool{
 		"spanmetrics.metrics_expiration": true, // conflicts with series_expiration
+		"remote_write[0].bearer_token":   true, // conflicts with basic_auth; set in remote_write[1]
 	}
 	for path, v := range leaves(reflect.ValueOf(f).Elem(), "") {
 		if exempt[path] {

@@ -28,6 +28,37 @@ type Options struct {
 	// Registerer receives the engine's metrics (prometheus_engine_*); nil
 	// registers nothing.
 	Registerer prometheus.Registerer
+	// Features are Prometheus's PromQL feature flags (see FeatureNames).
+	Features Features
+}
+
+// Features are the PromQL features Prometheus keeps behind
+// --enable-feature; spanwatch offers the same names.
+type Features struct {
+	ExperimentalFunctions bool // promql-experimental-functions
+	DelayedNameRemoval    bool // promql-delayed-name-removal
+	StartTimestamps       bool // use start timestamps in rate() and friends
+	BinopFillModifiers    bool // promql-binop-fill-modifiers
+	UnquotedUTF8Names     bool // promql-unquoted-utf8-names
+}
+
+// FeatureNames maps --enable-feature names to the Features field they set.
+var FeatureNames = map[string]func(*Features){
+	"promql-experimental-functions": func(f *Features) { f.ExperimentalFunctions = true },
+	"promql-delayed-name-removal":   func(f *Features) { f.DelayedNameRemoval = true },
+	"promql-start-timestamps":       func(f *Features) { f.StartTimestamps = true },
+	"promql-binop-fill-modifiers":   func(f *Features) { f.BinopFillModifiers = true },
+	"promql-unquoted-utf8-names":    func(f *Features) { f.UnquotedUTF8Names = true },
+}
+
+// AllFeatures enables every feature, as Prometheus's own PromQL test suite
+// expects.
+func AllFeatures() Features {
+	var f Features
+	for _, set := range FeatureNames {
+		set(&f)
+	}
+	return f
 }
 
 // DefaultOptions are Prometheus's defaults: 2 m timeout, 50 M samples, 5 m
@@ -66,7 +97,11 @@ func NewEngine(opts Options) (*Engine, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	p := parser.NewParser(parser.Options{})
+	p := parser.NewParser(parser.Options{
+		EnableExperimentalFunctions: opts.Features.ExperimentalFunctions,
+		EnableBinopFillModifiers:    opts.Features.BinopFillModifiers,
+		EnableUnquotedUTF8Names:     opts.Features.UnquotedUTF8Names,
+	})
 	e := promql.NewEngine(promql.EngineOpts{
 		Logger:               opts.Logger,
 		Reg:                  opts.Registerer,
@@ -78,7 +113,9 @@ func NewEngine(opts Options) (*Engine, error) {
 		NoStepSubqueryIntervalFn: func(int64) int64 {
 			return time.Minute.Milliseconds()
 		},
-		Parser: p,
+		EnableDelayedNameRemoval: opts.Features.DelayedNameRemoval,
+		UseStartTimestamps:       opts.Features.StartTimestamps,
+		Parser:                   p,
 	})
 	return &Engine{Engine: e, Parser: p, opts: opts}, nil
 }

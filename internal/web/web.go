@@ -11,34 +11,62 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync/atomic"
+	"slices"
+	"strings"
+	"sync"
 	"time"
 )
 
-// Readiness records whether spanwatch is ready to serve, and why not.
+// Readiness records whether spanwatch is ready to serve, and why not: it
+// is ready when no condition (lifecycle, storage, …) reports a problem.
 type Readiness struct {
-	reason atomic.Pointer[string]
+	mu      sync.Mutex
+	reasons map[string]string
 }
+
+const lifecycle = "lifecycle"
 
 // NewReadiness returns a Readiness that is not ready, with reason.
 func NewReadiness(reason string) *Readiness {
-	r := &Readiness{}
+	r := &Readiness{reasons: map[string]string{}}
 	r.SetNotReady(reason)
 	return r
 }
 
-// SetReady marks spanwatch ready.
-func (r *Readiness) SetReady() { r.reason.Store(nil) }
+// SetReady marks the lifecycle ready (started).
+func (r *Readiness) SetReady() { r.Set(lifecycle, nil) }
 
-// SetNotReady marks spanwatch not ready, with a reason shown by /readyz.
-func (r *Readiness) SetNotReady(reason string) { r.reason.Store(&reason) }
+// SetNotReady marks the lifecycle not ready, with a reason shown by /readyz.
+func (r *Readiness) SetNotReady(reason string) { r.Set(lifecycle, errors.New(reason)) }
+
+// Set records the state of one condition: err nil means fine.
+func (r *Readiness) Set(condition string, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err == nil {
+		delete(r.reasons, condition)
+		return
+	}
+	if condition == lifecycle {
+		r.reasons[condition] = err.Error()
+		return
+	}
+	r.reasons[condition] = condition + ": " + err.Error()
+}
 
 // Ready returns whether spanwatch is ready and, if not, why.
 func (r *Readiness) Ready() (bool, string) {
-	if p := r.reason.Load(); p != nil {
-		return false, *p
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.reasons) == 0 {
+		return true, ""
 	}
-	return true, ""
+	var out []string
+	for _, why := range r.reasons {
+		out = append(out, why)
+	}
+	slices.Sort(out)
+	return false, strings.Join(out, "; ")
 }
 
 // Server is an HTTP server with graceful shutdown.

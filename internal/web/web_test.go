@@ -1,6 +1,7 @@
 package web
 
 import (
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -29,8 +30,13 @@ func TestHealthAndReadiness(t *testing.T) {
 	ready.SetReady()
 	code, _ := get("/readyz")
 	require.Equal(t, http.StatusOK, code)
+	ready.Set("storage", errors.New("disk full"))
+	code, body := get("/readyz")
+	require.Equal(t, http.StatusServiceUnavailable, code)
+	require.Contains(t, body, "storage: disk full")
+	ready.Set("storage", nil)
 	ready.SetNotReady("shutting down")
-	code, body := get("/-/ready")
+	code, body = get("/-/ready")
 	require.Equal(t, http.StatusServiceUnavailable, code)
 	require.Contains(t, body, "shutting down")
 }

@@ -1,0 +1,194 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+
+	"github.com/spanwatch/spanwatch/internal/testutil"
+)
+
+// buildBinary builds spanwatch once per test binary.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "spanwatch")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	return bin
+}
+
+type process struct {
+	cmd  *exec.Cmd
+	web  string
+	otlp string
+	logs *bytes.Buffer
+}
+
+func startProcess(t *testing.T, bin string, args ...string) *process {
+	t.Helper()
+	p := &process{web: testutil.FreeAddr(t), otlp: testutil.FreeAddr(t), logs: &bytes.Buffer{}}
+	p.cmd = exec.Command(bin, append([]string{"serve",
+		"--web.listen-address=" + p.web,
+		"--otlp.http.listen-address=" + p.otlp,
+		"--otlp.grpc.listen-address=" + testutil.FreeAddr(t),
+		"--metrics.listen-address=" + testutil.FreeAddr(t),
+	}, args...)...)
+	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	require.NoError(t, p.cmd.Start())
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		_, _ = p.cmd.Process.Wait()
+		if t.Failed() {
+			t.Logf("spanwatch output:\n%s", p.logs.String())
+		}
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get("http://" + p.web + "/readyz")
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return p
+			}
+		}
+		require.True(t, time.Now().Before(deadline), "spanwatch did not become ready:\n%s", p.logs.String())
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func otlpRequest(t *testing.T, n int) []byte {
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", "crashy")
+	ss := rs.ScopeSpans().AppendEmpty()
+	now := time.Now()
+	for range n {
+		sp := ss.Spans().AppendEmpty()
+		sp.SetName("op")
+		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(now))
+		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(now.Add(time.Millisecond)))
+	}
+	b, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	require.NoError(t, err)
+	return b
+}
+
+func (p *process) instant(t *testing.T, expr string, at time.Time) (float64, bool) {
+	t.Helper()
+	resp, err := http.PostForm("http://"+p.web+"/api/v1/query", url.Values{
+		"query": {expr}, "time": {strconv.FormatFloat(float64(at.UnixMilli())/1000, 'f', 3, 64)},
+	})
+	require.NoError(t, err)
+	defer func() { _ = resp.Body.Close() }()
+	var r struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			Result []struct {
+				Value [2]any `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&r))
+	require.Equal(t, "success", r.Status, r.Error)
+	if len(r.Data.Result) == 0 {
+		return 0, false
+	}
+	v, err := strconv.ParseFloat(r.Data.Result[0].Value[1].(string), 64)
+	require.NoError(t, err)
+	return v, true
+}
+
+// TestKill9KeepsFlushedSamples kills spanwatch with SIGKILL while spans
+// are being ingested; after a restart on the same storage path every sample
+// flushed before the kill is still there (WAL replay), and rate() reads the
+// restart as a counter reset.
+func TestKill9KeepsFlushedSamples(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "spanwatch.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte("spanmetrics:\n  metrics_flush_interval: 200ms\n"), 0o644))
+	data := filepath.Join(dir, "data")
+	p := startProcess(t, bin, "--config.file="+cfg, "--storage.path="+data)
+
+	req := otlpRequest(t, 10)
+	var acked atomic.Int64
+	send := func() {
+		resp, err := http.Post("http://"+p.otlp+"/v1/traces", "application/x-protobuf", bytes.NewReader(req))
+		if err == nil {
+			_ = resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				acked.Add(10)
+			}
+		}
+	}
+	for range 50 {
+		send()
+	}
+	// Wait until a flush holds all 500 acknowledged spans.
+	var flushedAt time.Time
+	require.Eventually(t, func() bool {
+		flushedAt = time.Now()
+		v, ok := p.instant(t, `sum(traces_span_metrics_calls_total)`, flushedAt)
+		return ok && v == 500
+	}, 20*time.Second, 50*time.Millisecond)
+	samplesBefore, ok := p.instant(t, `sum(count_over_time(traces_span_metrics_calls_total[10m]))`, flushedAt)
+	require.True(t, ok)
+
+	// Keep ingesting, then kill -9 in the middle of it.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			send()
+		}
+	}()
+	time.Sleep(700 * time.Millisecond)
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGKILL))
+	_, _ = p.cmd.Process.Wait()
+	cancel()
+	<-done
+
+	p2 := startProcess(t, bin, "--config.file="+cfg, "--storage.path="+data)
+	v, ok := p2.instant(t, `sum(traces_span_metrics_calls_total)`, flushedAt)
+	require.True(t, ok, "samples flushed before the kill are there after WAL replay")
+	require.Equal(t, 500.0, v)
+	after, ok := p2.instant(t, `sum(count_over_time(traces_span_metrics_calls_total[10m]))`, flushedAt)
+	require.True(t, ok)
+	require.Equal(t, samplesBefore, after)
+
+	// After the restart new spans start a new counter from 0: increase()
+	// over the whole period still counts every span flushed before the kill
+	// plus the new ones.
+	for range 10 {
+		send2 := func() {
+			resp, err := http.Post("http://"+p2.otlp+"/v1/traces", "application/x-protobuf", bytes.NewReader(req))
+			require.NoError(t, err)
+			_ = resp.Body.Close()
+		}
+		send2()
+	}
+	require.Eventually(t, func() bool {
+		now := time.Now()
+		total, ok := p2.instant(t, `sum(increase(traces_span_metrics_calls_total[10m]))`, now)
+		last, ok2 := p2.instant(t, `sum(traces_span_metrics_calls_total)`, now)
+		return ok && ok2 && last == 100 && total >= 600
+	}, 20*time.Second, 100*time.Millisecond, "increase() spans the restart")
+	t.Logf("spans acknowledged before the kill: %d", acked.Load())
+}

@@ -1,0 +1,111 @@
+package app
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+
+	"github.com/spanwatch/spanwatch/internal/api"
+	"github.com/spanwatch/spanwatch/internal/buildinfo"
+	"github.com/spanwatch/spanwatch/internal/export"
+	"github.com/spanwatch/spanwatch/internal/query"
+	"github.com/spanwatch/spanwatch/internal/store"
+)
+
+// newStorage opens the embedded TSDB (unless the mode is none) and creates
+// the remote writers; both become sinks.
+func (a *App) newStorage() error {
+	switch a.opts.StorageMode {
+	case StorageTSDB, "":
+		so := a.opts.Storage
+		so.Logger = a.logger.With("component", "store")
+		so.Registerer = a.reg
+		so.OnHealth = func(err error) { a.ready.Set("storage", err) }
+		s, err := store.Open(so)
+		if err != nil {
+			return err
+		}
+		a.store = s
+		a.sinks = append(a.sinks, s)
+	case StorageNone:
+	default:
+		return fmt.Errorf("storage mode must be %q or %q, got %q", StorageTSDB, StorageNone, a.opts.StorageMode)
+	}
+	for _, rc := range a.opts.RemoteWrite {
+		w, err := export.NewRemoteWriter(rc, a.logger.With("component", "remote-write"), a.reg)
+		if err != nil {
+			a.closeStore()
+			return err
+		}
+		a.remotes = append(a.remotes, w)
+		a.sinks = append(a.sinks, w)
+	}
+	return nil
+}
+
+func (a *App) closeStore() error {
+	if a.store == nil {
+		return nil
+	}
+	return a.store.Close()
+}
+
+// registerAPI mounts the Prometheus-compatible API: over the embedded TSDB,
+// proxied to --query.url, or answering that there is nothing to query.
+func (a *App) registerAPI(mux *http.ServeMux) error {
+	if a.opts.QueryURL != "" {
+		u, err := url.Parse(a.opts.QueryURL)
+		if err != nil || u.Scheme == "" || u.Host == "" {
+			return fmt.Errorf("query URL %q is not an absolute URL", a.opts.QueryURL)
+		}
+		proxy := httputil.NewSingleHostReverseProxy(u)
+		mux.Handle("/api/v1/", proxy)
+		a.logger.Info("query API reads from a remote store", "url", u.Redacted())
+		return nil
+	}
+	qo := a.opts.Query
+	qo.Logger = a.logger.With("component", "query")
+	qo.Registerer = a.reg
+	e, err := query.NewEngine(qo)
+	if err != nil {
+		return err
+	}
+	a.engine = e
+	if a.store == nil {
+		mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"status":"error","errorType":"unavailable","error":"spanwatch runs with --storage.mode=none: there is nothing to query; set --query.url to read from a Prometheus-compatible store"}`))
+		})
+		return nil
+	}
+	bi := buildinfo.Get()
+	h, err := api.New(api.Options{
+		Engine:    e,
+		Queryable: a.store.Queryable(),
+		Metadata:  a.metadata,
+		BuildInfo: api.BuildInfo{Version: bi.Version, Revision: bi.Revision, GoVersion: bi.GoVersion},
+		Now:       a.now,
+		Logger:    a.logger.With("component", "api"),
+	})
+	if err != nil {
+		return err
+	}
+	h.Register(mux)
+	return nil
+}
+
+// metadata describes the span-metric families for /api/v1/metadata.
+func (a *App) metadata() []api.Metadata {
+	n := a.agg.Names()
+	unit := "milliseconds"
+	if n.Unit == "s" {
+		unit = "seconds"
+	}
+	return []api.Metadata{
+		{Metric: n.Calls, Type: "counter", Help: "Number of spans, per service, span name, kind, status and dimensions."},
+		{Metric: n.Duration, Type: "histogram", Help: "Span duration in " + unit + ".", Unit: unit},
+		{Metric: n.TargetInfo, Type: "gauge", Help: "Target metadata: the resource attributes of each service instance."},
+	}
+}
