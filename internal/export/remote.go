@@ -128,7 +128,7 @@ func NewRemoteWriter(cfg RemoteWriteConfig, logger *slog.Logger, reg prometheus.
 	ctx, cancel := context.WithCancel(context.Background())
 	return &RemoteWriter{
 		cfg:    cfg,
-		logger: logger.With("component", "remote_write", "remote_name", cfg.Name),
+		logger: logger.With("remote_name", cfg.Name),
 		client: client,
 		m:      m,
 		enc:    newRWEncoder(cfg.ExternalLabels, cfg.MaxSamplesPerSend),
