@@ -167,7 +167,7 @@ func New(opts Options) (*App, error) {
 	wmux.Handle("/metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg, EnableOpenMetrics: true}))
 	web.HealthHandlers(wmux, a.ready)
 	if err := a.registerAPI(wmux); err != nil {
-		a.closeStore()
+		_ = a.closeStore()
 		return nil, err
 	}
 	if opts.EnablePprof {

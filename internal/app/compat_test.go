@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -315,7 +316,8 @@ func TestRecipeDetectRegressionScript(t *testing.T) {
 		cmd.Env = append(os.Environ(), "HTTP_PROXY=http://"+s.app.WebAddr().String(), "http_proxy=http://"+s.app.WebAddr().String(), "NO_PROXY=", "no_proxy=")
 		out, err := cmd.CombinedOutput()
 		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
 			code = ee.ExitCode()
 		} else {
 			require.NoError(t, err, "%s", out)

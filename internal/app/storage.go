@@ -35,7 +35,7 @@ func (a *App) newStorage() error {
 	for _, rc := range a.opts.RemoteWrite {
 		w, err := export.NewRemoteWriter(rc, a.logger.With("component", "remote-write"), a.reg)
 		if err != nil {
-			a.closeStore()
+			_ = a.closeStore()
 			return err
 		}
 		a.remotes = append(a.remotes, w)

@@ -4,6 +4,7 @@ import (
 	"math"
 	"strconv"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
 )
@@ -55,7 +56,7 @@ func (s *Snapshot) SampleLabels(b *labels.ScratchBuilder, ss *SeriesSnapshot, id
 	default:
 		name = n.Duration
 	}
-	b.Add(labels.MetricName, name)
+	b.Add(model.MetricNameLabel, name)
 	for _, l := range n.Labels(nil, ss) {
 		b.Add(l.Name, l.Value)
 	}
@@ -66,7 +67,7 @@ func (s *Snapshot) SampleLabels(b *labels.ScratchBuilder, ss *SeriesSnapshot, id
 // TargetLabels returns the labels of the target_info series of t.
 func (s *Snapshot) TargetLabels(b *labels.ScratchBuilder, t *TargetSnapshot) labels.Labels {
 	b.Reset()
-	b.Add(labels.MetricName, s.Names.TargetInfo)
+	b.Add(model.MetricNameLabel, s.Names.TargetInfo)
 	for _, l := range s.Names.TargetLabels(nil, t) {
 		b.Add(l.Name, l.Value)
 	}
