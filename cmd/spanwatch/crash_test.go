@@ -36,12 +36,12 @@ type process struct {
 	cmd  *exec.Cmd
 	web  string
 	otlp string
-	logs *bytes.Buffer
+	logs *testutil.SyncBuffer
 }
 
 func startProcess(t *testing.T, bin string, args ...string) *process {
 	t.Helper()
-	p := &process{web: testutil.FreeAddr(t), otlp: testutil.FreeAddr(t), logs: &bytes.Buffer{}}
+	p := &process{web: testutil.FreeAddr(t), otlp: testutil.FreeAddr(t), logs: &testutil.SyncBuffer{}}
 	p.cmd = exec.Command(bin, append([]string{"serve",
 		"--web.listen-address=" + p.web,
 		"--otlp.http.listen-address=" + p.otlp,
@@ -66,7 +66,9 @@ func startProcess(t *testing.T, bin string, args ...string) *process {
 				return p
 			}
 		}
-		require.True(t, time.Now().Before(deadline), "spanwatch did not become ready:\n%s", p.logs.String())
+		if time.Now().After(deadline) {
+			t.Fatalf("spanwatch did not become ready:\n%s", p.logs.String())
+		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -1,7 +1,6 @@
 package testutil
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -19,7 +18,7 @@ import (
 // started by a test on loopback.
 type Prometheus struct {
 	URL    string
-	logs   *bytes.Buffer
+	logs   *SyncBuffer
 	cmd    *exec.Cmd
 	config string
 }
@@ -52,7 +51,7 @@ func StartPrometheus(t testing.TB, config string, flags ...string) *Prometheus {
 		"--web.listen-address=" + addr,
 		"--log.level=warn",
 	}, flags...)
-	p := &Prometheus{URL: "http://" + addr, logs: &bytes.Buffer{}, config: cfg}
+	p := &Prometheus{URL: "http://" + addr, logs: &SyncBuffer{}, config: cfg}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	if err := p.cmd.Start(); err != nil {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
@@ -106,4 +107,25 @@ func RecipeConfig(t testing.TB, naming string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// SyncBuffer is a bytes.Buffer safe for a process writing while a test
+// reads, for the output of processes started by tests.
+type SyncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+// Write appends p.
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns what was written so far.
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
