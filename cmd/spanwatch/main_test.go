@@ -9,6 +9,9 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/spanwatch/spanwatch/internal/config"
+	"github.com/spanwatch/spanwatch/internal/export"
 )
 
 func runCLI(args ...string) (int, string, string) {
@@ -62,4 +65,15 @@ func TestServePortInUseIsAFailure(t *testing.T) {
 		"--metrics.listen-address=127.0.0.1:0", "--web.listen-address=127.0.0.1:0", "--storage.path="+t.TempDir())
 	require.Equal(t, exitFailure, code)
 	require.Contains(t, errOut, "OTLP/gRPC listen")
+}
+
+func TestRemoteWriteConfigsMergeFlags(t *testing.T) {
+	f := config.Default()
+	f.RemoteWrite = []export.RemoteWriteConfig{{URL: "http://a/api/v1/write", ExternalLabels: map[string]string{"replica": "own"}}}
+	got := remoteWriteConfigs(f, []string{"http://b/api/v1/write"}, map[string]string{"replica": "r1", "cluster": "c"})
+	require.Len(t, got, 2)
+	require.Equal(t, map[string]string{"replica": "own", "cluster": "c"}, got[0].ExternalLabels)
+	require.Equal(t, map[string]string{"replica": "r1", "cluster": "c"}, got[1].ExternalLabels)
+	require.Equal(t, export.DefaultRemoteWriteConfig().QueueSnapshots, got[1].QueueSnapshots)
+	require.Equal(t, map[string]string{"replica": "own"}, f.RemoteWrite[0].ExternalLabels, "the config file's entries are not modified")
 }

@@ -27,6 +27,7 @@ type serveCmd struct {
 	queryTimeout   model.Duration
 	lookback       model.Duration
 	remoteWriteURL []string
+	externalLabels map[string]string
 	features       []string
 	logLevel       string
 	logFormat      string
@@ -67,6 +68,8 @@ func newServeCmd(a *kingpin.Application) *serveCmd {
 		PlaceHolder("<url>").StringVar(&c.opts.QueryURL)
 	cmd.Flag("remote-write.url", "Send every flush to this Prometheus remote-write endpoint (repeatable). Authentication and headers go in the config file's remote_write section.").
 		PlaceHolder("<url>").StringsVar(&c.remoteWriteURL)
+	cmd.Flag("remote-write.external-label", "Label added to every series sent by remote write, e.g. replica=$(POD_NAME), so replicas stay apart (repeatable; a config entry's own external_labels win).").
+		PlaceHolder("<name>=<value>").StringMapVar(&c.externalLabels)
 	cmd.Flag("log.level", "Only log messages with the given severity or above: debug, info, warn, error.").
 		Default("info").EnumVar(&c.logLevel, "debug", "info", "warn", "error")
 	cmd.Flag("log.format", "Output format of log messages: logfmt or json.").
@@ -102,7 +105,7 @@ func (c *serveCmd) run(ctx context.Context, stderr io.Writer) error {
 		c.opts.Config = f
 		logger.Info("loaded configuration", "file", c.configFile)
 	}
-	c.opts.RemoteWrite = remoteWriteConfigs(c.opts.Config, c.remoteWriteURL)
+	c.opts.RemoteWrite = remoteWriteConfigs(c.opts.Config, c.remoteWriteURL, c.externalLabels)
 	a, err := app.New(c.opts)
 	if err != nil {
 		return usageError{err}
@@ -111,13 +114,22 @@ func (c *serveCmd) run(ctx context.Context, stderr io.Writer) error {
 }
 
 // remoteWriteConfigs merges the config file's remote_write section with the
-// --remote-write.url flags (which get the defaults).
-func remoteWriteConfigs(f *config.File, urls []string) []export.RemoteWriteConfig {
+// --remote-write.url flags (which get the defaults) and adds the
+// --remote-write.external-label labels an entry does not set itself.
+func remoteWriteConfigs(f *config.File, urls []string, external map[string]string) []export.RemoteWriteConfig {
 	out := append([]export.RemoteWriteConfig(nil), f.RemoteWrite...)
 	for _, u := range urls {
 		rc := export.DefaultRemoteWriteConfig()
 		rc.URL = u
 		out = append(out, rc)
+	}
+	for i := range out {
+		if len(external) == 0 {
+			break
+		}
+		labels := maps.Clone(external)
+		maps.Copy(labels, out[i].ExternalLabels)
+		out[i].ExternalLabels = labels
 	}
 	return out
 }

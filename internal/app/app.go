@@ -269,9 +269,22 @@ func (a *App) Shutdown(ctx context.Context) error {
 			<-a.flushDone
 			a.Flush()
 		}
+		// Remote-write queues drain concurrently, so that one dead endpoint
+		// does not delay the others.
+		var wg sync.WaitGroup
+		var mu sync.Mutex
 		for _, r := range a.remotes {
-			step("drain remote write", r.Shutdown)
+			wg.Go(func() {
+				c, cancel := context.WithTimeout(ctx, a.opts.ShutdownTimeout)
+				defer cancel()
+				if err := r.Shutdown(c); err != nil {
+					mu.Lock()
+					a.errShut = errors.Join(a.errShut, fmt.Errorf("drain remote write %s: %w", r.Name(), err))
+					mu.Unlock()
+				}
+			})
 		}
+		wg.Wait()
 		step("stop exposition server", a.metrics.Shutdown)
 		step("stop web server", a.web.Shutdown)
 		if err := a.closeStore(); err != nil {

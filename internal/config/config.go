@@ -43,10 +43,17 @@ func (f *File) sections() []section {
 }
 
 func (f *File) validateRemoteWrite() error {
+	names := map[string]int{}
 	for i := range f.RemoteWrite {
-		if err := f.RemoteWrite[i].Validate(); err != nil {
+		rw := &f.RemoteWrite[i]
+		if err := rw.Validate(); err != nil {
 			return &spanmetrics.FieldError{Path: fmt.Sprintf("[%d]", i), Err: err}
 		}
+		if j, dup := names[rw.RemoteName()]; dup {
+			return &spanmetrics.FieldError{Path: fmt.Sprintf("[%d].name", i),
+				Err: fmt.Errorf("remote write name %q is already used by remote_write[%d]; set name to tell them apart", rw.RemoteName(), j)}
+		}
+		names[rw.RemoteName()] = i
 	}
 	return nil
 }
