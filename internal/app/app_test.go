@@ -24,10 +24,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
-	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
-	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/goleak"
 
@@ -35,6 +32,7 @@ import (
 	"github.com/spanwatch/spanwatch/internal/config"
 	"github.com/spanwatch/spanwatch/internal/spanmetrics"
 	"github.com/spanwatch/spanwatch/internal/testutil"
+	"github.com/spanwatch/spanwatch/internal/testutil/spantest"
 )
 
 func TestMain(m *testing.M) {
@@ -46,61 +44,8 @@ func TestMain(m *testing.M) {
 	)
 }
 
-var start = time.Now().Add(-time.Minute).Truncate(time.Second)
-
 // startApp runs spanwatch on loopback ports with cfg.
-func startApp(t *testing.T, cfg *config.File, mutate ...func(*app.Options)) *app.App {
-	t.Helper()
-	opts := app.DefaultOptions()
-	if cfg != nil {
-		opts.Config = cfg
-	}
-	opts.Ingest.GRPCAddress = "127.0.0.1:0"
-	opts.Ingest.HTTPAddress = "127.0.0.1:0"
-	opts.MetricsAddress = "127.0.0.1:0"
-	opts.WebAddress = "127.0.0.1:0"
-	opts.Storage.Path = t.TempDir()
-	for _, m := range mutate {
-		m(&opts)
-	}
-	a, err := app.New(opts)
-	require.NoError(t, err)
-	require.NoError(t, a.Start())
-	t.Cleanup(func() { require.NoError(t, a.Shutdown(context.Background())) })
-	return a
-}
-
-type stub struct {
-	service, name string
-	kind          trace.SpanKind
-	status        codes.Code
-	dur           time.Duration
-	attrs         []attribute.KeyValue
-	res           []attribute.KeyValue
-}
-
-func spans(stubs ...stub) []sdktrace.ReadOnlySpan {
-	var out tracetest.SpanStubs
-	for i, s := range stubs {
-		attrs := append([]attribute.KeyValue{}, s.res...)
-		if s.service != "" {
-			attrs = append(attrs, semconv.ServiceName(s.service))
-		}
-		out = append(out, tracetest.SpanStub{
-			Name: s.name,
-			SpanContext: trace.NewSpanContext(trace.SpanContextConfig{
-				TraceID: trace.TraceID{1, byte(i >> 8), byte(i)}, SpanID: trace.SpanID{2, byte(i >> 8), byte(i)},
-			}),
-			SpanKind:   s.kind,
-			StartTime:  start,
-			EndTime:    start.Add(s.dur),
-			Attributes: s.attrs,
-			Status:     sdktrace.Status{Code: s.status},
-			Resource:   resource.NewSchemaless(attrs...),
-		})
-	}
-	return out.Snapshots()
-}
+var startApp = spantest.StartApp
 
 type exporter interface {
 	ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error
@@ -183,12 +128,12 @@ func TestSDKExportersEndToEnd(t *testing.T) {
 	ctx := context.Background()
 	total := 0
 	for name, e := range exporters(t, a) {
-		var batch []stub
+		var batch []spantest.Stub
 		for i := range 100 {
-			batch = append(batch, stub{service: "checkout", name: "POST /charge " + name, kind: trace.SpanKindServer,
-				dur: time.Duration(i%10+1) * time.Millisecond, res: []attribute.KeyValue{attribute.String("service.version", "v1")}})
+			batch = append(batch, spantest.Stub{Service: "checkout", Name: "POST /charge " + name, Kind: trace.SpanKindServer,
+				Dur: time.Duration(i%10+1) * time.Millisecond, Res: []attribute.KeyValue{attribute.String("service.version", "v1")}})
 		}
-		require.NoError(t, e.ExportSpans(ctx, spans(batch...)), name)
+		require.NoError(t, e.ExportSpans(ctx, spantest.Spans(batch...)), name)
 		total += len(batch)
 	}
 	flushTwice(a)
@@ -213,13 +158,13 @@ func TestDurationsLandInExpectedBuckets(t *testing.T) {
 		0: 1, 2 * time.Millisecond: 2, 2*time.Millisecond + time.Microsecond: 3, 50 * time.Millisecond: 4,
 		999 * time.Millisecond: 5, 15 * time.Second: 6, 20 * time.Second: 7,
 	}
-	var batch []stub
+	var batch []spantest.Stub
 	for d, n := range durs {
 		for range n {
-			batch = append(batch, stub{service: "svc", name: "op", kind: trace.SpanKindClient, dur: d})
+			batch = append(batch, spantest.Stub{Service: "svc", Name: "op", Kind: trace.SpanKindClient, Dur: d})
 		}
 	}
-	require.NoError(t, exporters(t, a)["grpc+gzip"].ExportSpans(context.Background(), spans(batch...)))
+	require.NoError(t, exporters(t, a)["grpc+gzip"].ExportSpans(context.Background(), spantest.Spans(batch...)))
 	flushTwice(a)
 	h := scrape(t, a)["traces_span_metrics_duration_milliseconds"]
 	require.NotNil(t, h)
@@ -241,10 +186,10 @@ func TestRecipeConnectorBlockLegacyNaming(t *testing.T) {
 	f, err := config.Parse(testutil.RecipeConfig(t, spanmetrics.NamingLegacy), "recipe.yaml")
 	require.NoError(t, err)
 	a := startApp(t, f)
-	require.NoError(t, exporters(t, a)["http"].ExportSpans(context.Background(), spans(
-		stub{service: "frontend", name: "GET /", kind: trace.SpanKindServer, status: codes.Error, dur: 30 * time.Millisecond,
-			attrs: []attribute.KeyValue{attribute.Int("http.status_code", 500)},
-			res:   []attribute.KeyValue{attribute.String("k8s.deployment.name", "frontend"), attribute.String("k8s.namespace", "shop")}},
+	require.NoError(t, exporters(t, a)["http"].ExportSpans(context.Background(), spantest.Spans(
+		spantest.Stub{Service: "frontend", Name: "GET /", Kind: trace.SpanKindServer, Status: codes.Error, Dur: 30 * time.Millisecond,
+			Attrs: []attribute.KeyValue{attribute.Int("http.status_code", 500)},
+			Res:   []attribute.KeyValue{attribute.String("k8s.deployment.name", "frontend"), attribute.String("k8s.namespace", "shop")}},
 	)))
 	flushTwice(a)
 	fams := scrape(t, a)
@@ -269,11 +214,11 @@ func TestUnknownServiceAndOverflow(t *testing.T) {
 	f := config.Default()
 	f.SpanMetrics.AggregationCardinalityLimit = 5
 	a := startApp(t, f)
-	var batch []stub
+	var batch []spantest.Stub
 	for i := range 20 {
-		batch = append(batch, stub{name: fmt.Sprint("op", i)})
+		batch = append(batch, spantest.Stub{Name: fmt.Sprint("op", i)})
 	}
-	require.NoError(t, exporters(t, a)["grpc+gzip"].ExportSpans(context.Background(), spans(batch...)))
+	require.NoError(t, exporters(t, a)["grpc+gzip"].ExportSpans(context.Background(), spantest.Spans(batch...)))
 	flushTwice(a)
 	calls := scrape(t, a)["traces_span_metrics_calls_total"]
 	require.Equal(t, 20.0, sumCounter(calls, nil))
@@ -283,7 +228,7 @@ func TestUnknownServiceAndOverflow(t *testing.T) {
 
 func TestNewSeriesAreExposedAtZeroFirst(t *testing.T) {
 	a := startApp(t, nil)
-	require.NoError(t, exporters(t, a)["http"].ExportSpans(context.Background(), spans(stub{service: "s", name: "a"})))
+	require.NoError(t, exporters(t, a)["http"].ExportSpans(context.Background(), spantest.Spans(spantest.Stub{Service: "s", Name: "a"})))
 	snap := a.Flush()
 	require.Len(t, snap.Series, 1)
 	require.Equal(t, uint64(1), snap.Series[0].Count, "the snapshot holds every acknowledged span")
@@ -388,8 +333,9 @@ func TestOTLPJSON(t *testing.T) {
 		sp := rs.ScopeSpans().AppendEmpty().Spans().AppendEmpty()
 		sp.SetName("op")
 		sp.SetKind(ptrace.SpanKindConsumer)
-		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(start))
-		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(start.Add(time.Duration(i) * time.Millisecond)))
+		now := time.Now()
+		sp.SetStartTimestamp(pcommon.NewTimestampFromTime(now))
+		sp.SetEndTimestamp(pcommon.NewTimestampFromTime(now.Add(time.Duration(i) * time.Millisecond)))
 	}
 	body, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalJSON()
 	require.NoError(t, err)

@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -25,52 +23,24 @@ import (
 	"github.com/spanwatch/spanwatch/internal/config"
 	"github.com/spanwatch/spanwatch/internal/spanmetrics"
 	"github.com/spanwatch/spanwatch/internal/testutil"
+	"github.com/spanwatch/spanwatch/internal/testutil/spantest"
 )
 
-// clock is a settable clock for simulated time.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-// simulation runs spanwatch with a simulated clock and embedded storage, and
-// feeds it through a real OTLP exporter, one flush interval at a time.
+// simulation is spantest.Simulation with the flush interval of these tests
+// and the API helpers below.
 type simulation struct {
-	t     *testing.T
-	app   *app.App
-	clock *clock
-	exp   exporter
+	*spantest.Simulation
+	t   *testing.T
+	app *app.App
 }
 
 func newSimulation(t *testing.T, cfg *config.File, start time.Time) *simulation {
-	c := &clock{t: start}
-	a := startApp(t, cfg, func(o *app.Options) {
-		o.Now = c.Now
-		o.Storage.Path = t.TempDir()
-	})
-	return &simulation{t: t, app: a, clock: c, exp: exporters(t, a)["grpc+gzip"]}
+	s := spantest.NewSimulation(t, cfg, start)
+	return &simulation{Simulation: s, t: t, app: s.App}
 }
 
 // step sends stubs, advances the clock by the flush interval and flushes.
-func (s *simulation) step(stubs []stub) {
-	if len(stubs) > 0 {
-		require.NoError(s.t, s.exp.ExportSpans(context.Background(), spans(stubs...)))
-	}
-	s.clock.Add(15 * time.Second)
-	s.app.Flush()
-}
+func (s *simulation) step(stubs []spantest.Stub) { s.Step(15*time.Second, stubs) }
 
 // apiResult is the data of a Prometheus API answer.
 type apiResult struct {
@@ -114,15 +84,15 @@ func num(t *testing.T, v any) float64 {
 
 // checkoutTraffic is one flush interval of the checkout service: 30 server
 // spans, ten each of 3 ms, 30 ms and 300 ms, three of them errors.
-func checkoutTraffic() []stub {
-	var out []stub
+func checkoutTraffic() []spantest.Stub {
+	var out []spantest.Stub
 	for i := range 30 {
 		st := codes.Unset
 		if i%10 == 0 {
 			st = codes.Error
 		}
 		d := []time.Duration{3 * time.Millisecond, 30 * time.Millisecond, 300 * time.Millisecond}[i%3]
-		out = append(out, stub{service: "checkout", name: "POST /charge", kind: trace.SpanKindServer, status: st, dur: d})
+		out = append(out, spantest.Stub{Service: "checkout", Name: "POST /charge", Kind: trace.SpanKindServer, Status: st, Dur: d})
 	}
 	return out
 }
@@ -137,7 +107,7 @@ func TestJaegerMonitorQueries(t *testing.T) {
 	for range 40 { // 10 minutes
 		s.step(checkoutTraffic())
 	}
-	end := s.clock.Now()
+	end := s.Clock.Now()
 	params := func(q string) url.Values {
 		return url.Values{
 			"query": {q},
@@ -260,7 +230,7 @@ func TestPromtoolQuery(t *testing.T) {
 		s.step(checkoutTraffic())
 	}
 	server := "http://" + s.app.WebAddr().String()
-	end := s.clock.Now()
+	end := s.Clock.Now()
 	out, err := exec.Command(promtool, "query", "instant", "--time="+end.Format(time.RFC3339), server,
 		`sum(rate(traces_span_metrics_calls_total[1m]))`).CombinedOutput()
 	require.NoError(t, err, "%s", out)
@@ -299,14 +269,14 @@ func TestRecipeDetectRegressionScript(t *testing.T) {
 	s := newSimulation(t, cfg, time.Now().Add(-80*time.Minute).Truncate(time.Minute))
 	const flushes = 80 * 4
 	for i := range flushes {
-		var batch []stub
+		var batch []spantest.Stub
 		for range 20 {
 			d := 100 * time.Millisecond
-			batch = append(batch, stub{service: "cart", name: "GET /cart", kind: trace.SpanKindServer, dur: d})
+			batch = append(batch, spantest.Stub{Service: "cart", Name: "GET /cart", Kind: trace.SpanKindServer, Dur: d})
 			if i >= flushes-15*4 {
 				d = 200 * time.Millisecond
 			}
-			batch = append(batch, stub{service: "checkout", name: "POST /charge", kind: trace.SpanKindServer, dur: d})
+			batch = append(batch, spantest.Stub{Service: "checkout", Name: "POST /charge", Kind: trace.SpanKindServer, Dur: d})
 		}
 		s.step(batch)
 	}

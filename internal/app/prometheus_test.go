@@ -17,6 +17,7 @@ import (
 	"github.com/spanwatch/spanwatch/internal/config"
 	"github.com/spanwatch/spanwatch/internal/spanmetrics"
 	"github.com/spanwatch/spanwatch/internal/testutil"
+	"github.com/spanwatch/spanwatch/internal/testutil/spantest"
 )
 
 // TestRealPrometheusScrape has a real Prometheus scrape two spanwatch
@@ -32,16 +33,16 @@ func TestRealPrometheusScrape(t *testing.T) {
 	classic, native := startApp(t, classicCfg), startApp(t, nativeCfg)
 
 	// 1000 spans of 1…100 ms, ten of each.
-	load := func(service string) []stub {
-		var out []stub
+	load := func(service string) []spantest.Stub {
+		var out []spantest.Stub
 		for i := range 1000 {
-			out = append(out, stub{service: service, name: "GET /items", kind: trace.SpanKindServer, dur: time.Duration(i%100+1) * time.Millisecond})
+			out = append(out, spantest.Stub{Service: service, Name: "GET /items", Kind: trace.SpanKindServer, Dur: time.Duration(i%100+1) * time.Millisecond})
 		}
 		return out
 	}
 	ctx := context.Background()
-	require.NoError(t, exporters(t, classic)["grpc+gzip"].ExportSpans(ctx, spans(load("classic")...)))
-	require.NoError(t, exporters(t, native)["grpc+gzip"].ExportSpans(ctx, spans(load("native")...)))
+	require.NoError(t, exporters(t, classic)["grpc+gzip"].ExportSpans(ctx, spantest.Spans(load("classic")...)))
+	require.NoError(t, exporters(t, native)["grpc+gzip"].ExportSpans(ctx, spantest.Spans(load("native")...)))
 
 	prom := testutil.StartPrometheus(t, fmt.Sprintf(`
 global:
@@ -83,9 +84,9 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 	for name, cfg := range map[string]*config.File{"default": config.Default(), "recipe legacy": f, "seconds": seconds} {
 		t.Run(name, func(t *testing.T) {
 			a := startApp(t, cfg)
-			require.NoError(t, exporters(t, a)["http"].ExportSpans(context.Background(), spans(
-				stub{service: "s", name: "a", dur: time.Millisecond, kind: trace.SpanKindServer},
-				stub{service: "s", name: "b", dur: time.Second})))
+			require.NoError(t, exporters(t, a)["http"].ExportSpans(context.Background(), spantest.Spans(
+				spantest.Stub{Service: "s", Name: "a", Dur: time.Millisecond, Kind: trace.SpanKindServer},
+				spantest.Stub{Service: "s", Name: "b", Dur: time.Second})))
 			flushTwice(a)
 			resp, err := http.Get("http://" + a.MetricsAddr().String() + "/metrics")
 			require.NoError(t, err)

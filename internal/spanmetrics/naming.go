@@ -211,3 +211,19 @@ func dedupeLabels(dst []Label, start int) []Label {
 	}
 	return dst[:out]
 }
+
+// NewNames returns the names that an aggregator with cfg and nc gives its
+// series, for readers of stored span metrics (the gate, the UI).
+func NewNames(cfg Config, nc NamingConfig) *Names {
+	if nc.Naming == "" {
+		nc.Naming = NamingOTel
+	}
+	if cfg.Histogram.Unit == "" {
+		cfg.Histogram.Unit = UnitMilliseconds
+	}
+	var dims []dimSpec
+	for _, d := range cfg.Dimensions {
+		dims = append(dims, dimSpec{name: d.Name})
+	}
+	return newNames(&cfg, &nc, dims)
+}
