@@ -7,6 +7,9 @@
 //	0  success
 //	1  runtime failure
 //	2  usage or configuration error
+//
+// `spanwatch gate` has its own codes (see gate.go): 0 pass, 1 regression,
+// 2 inconclusive, 3 usage or configuration error, 4 query backend failing.
 package main
 
 import (
@@ -57,6 +60,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	app.HelpFlag.Short('h')
 
 	serve := newServeCmd(app)
+	gateC := newGateCmd(app)
 	app.Command("version", "Print the version and exit.")
 
 	cmd, err := app.Parse(args)
@@ -65,6 +69,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "spanwatch: error: %v, try --help\n", err)
+		if len(args) > 0 && args[0] == "gate" {
+			return gateUsage
+		}
 		return exitUsage
 	}
 	switch cmd {
@@ -73,6 +80,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	case "serve":
 		err = serve.run(ctx, stderr)
+	case "gate":
+		return gateC.run(ctx, stdout, stderr)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "spanwatch %s: %v\n", cmd, err)

@@ -1,0 +1,349 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/client_golang/api"
+	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/promql/parser"
+
+	"github.com/spanwatch/spanwatch/internal/gate"
+	"github.com/spanwatch/spanwatch/internal/regress"
+)
+
+// Exit codes of `spanwatch gate`.
+const (
+	gatePass         = 0
+	gateRegression   = 1
+	gateInconclusive = 2
+	gateUsage        = 3
+	gateBackend      = 4
+)
+
+const gateHelp = `Decide whether a deploy made a service slower or less reliable.
+
+Compares a baseline and a candidate population of span metrics with statistics (tail exceedance,
+Mann-Whitney, error proportions; Holm across checks; alpha spending across looks), waits until there is
+enough data instead of sleeping, explains the verdict, and can roll the Deployment back.
+
+Exit codes: 0 pass, 1 regression, 2 inconclusive (see --on-inconclusive), 3 usage or configuration
+error, 4 query backend unreachable or failing. Missing data is never a pass.`
+
+type gateCmd struct {
+	url            string
+	service        string
+	operations     []string
+	spanKind       string
+	baseline       string
+	candidate      string
+	baselineOffset model.Duration
+	baselineRange  string
+	candidateRange string
+	window         model.Duration
+	maxWait        model.Duration
+	poll           model.Duration
+	naming         string
+	metricsNS      string
+	format         string
+	onInconclusive string
+	candidateShare float64
+	th             regress.Thresholds
+	rollback       string
+	namespace      string
+	kubeconfig     string
+	dryRun         bool
+	timeout        model.Duration
+}
+
+func newGateCmd(a *kingpin.Application) *gateCmd {
+	c := &gateCmd{th: regress.DefaultThresholds()}
+	cmd := a.Command("gate", gateHelp)
+	cmd.Flag("url", "Prometheus-compatible API to read span metrics from (spanwatch, Prometheus, Mimir, Thanos).").
+		Default("http://localhost:8890").StringVar(&c.url)
+	cmd.Flag("service", "Service to gate (service_name).").Required().StringVar(&c.service)
+	cmd.Flag("operation", "Operation (span name) to gate; repeatable. Default: every operation of the service.").StringsVar(&c.operations)
+	cmd.Flag("span-kind", "Span kind to gate: server, client, consumer, producer, internal, or any.").
+		Default("server").EnumVar(&c.spanKind, "server", "client", "consumer", "producer", "internal", "unspecified", "any")
+	cmd.Flag("baseline", `Label matchers selecting the baseline, e.g. 'service_version="v1"'.`).StringVar(&c.baseline)
+	cmd.Flag("candidate", `Label matchers selecting the candidate, e.g. 'service_version="v2"'.`).StringVar(&c.candidate)
+	cmd.Flag("baseline-offset", "Compare with the same window shifted back (1h, 1d, 1w). Confounded by traffic patterns: prefer --baseline/--candidate.").
+		SetValue(&c.baselineOffset)
+	cmd.Flag("baseline-range", "Explicit baseline range START,END (RFC3339 or relative like -2h,-1h).").StringVar(&c.baselineRange)
+	cmd.Flag("candidate-range", "Explicit candidate range START,END (RFC3339 or relative like -10m,now).").StringVar(&c.candidateRange)
+	cmd.Flag("window", "Analysis window of each arm.").Default("5m").SetValue(&c.window)
+	cmd.Flag("max-wait", "Longest time to wait for enough data before answering inconclusive.").Default("15m").SetValue(&c.maxWait)
+	cmd.Flag("poll-interval", "Time between looks at the data.").Default("15s").SetValue(&c.poll)
+	cmd.Flag("naming", "Series naming: otel (traces_span_metrics_*), legacy (calls_total, latency_*), or auto.").
+		Default("auto").EnumVar(&c.naming, "auto", "otel", "legacy")
+	cmd.Flag("metrics-namespace", "Exposition namespace prefixing metric names (e.g. jaeger_spm); with --naming=auto it is detected.").StringVar(&c.metricsNS)
+	cmd.Flag("format", "Output on stdout: table, json, junit or markdown.").Default("table").EnumVar(&c.format, "table", "json", "junit", "markdown")
+	cmd.Flag("on-inconclusive", "Exit code for an inconclusive verdict: inconclusive (2), pass (0) or fail (1).").
+		Default("inconclusive").EnumVar(&c.onInconclusive, "inconclusive", "pass", "fail")
+	cmd.Flag("candidate-share", "Expected share of traffic for the candidate (e.g. 0.2 for a 20 % canary); enables the sample-ratio check.").
+		Default("0").Float64Var(&c.candidateShare)
+	cmd.Flag("alpha", "Family-wise error rate across the gated checks (Holm).").Default(fmt.Sprint(c.th.Alpha)).Float64Var(&c.th.Alpha)
+	cmd.Flag("min-ratio-p50", "Smallest P50 ratio that counts as a regression.").Default(fmt.Sprint(c.th.P50Ratio)).Float64Var(&c.th.P50Ratio)
+	cmd.Flag("min-ratio-p95", "Smallest P95 ratio that counts as a regression.").Default(fmt.Sprint(c.th.P95Ratio)).Float64Var(&c.th.P95Ratio)
+	cmd.Flag("min-ratio-p99", "Smallest P99 ratio that counts as a regression.").Default(fmt.Sprint(c.th.P99Ratio)).Float64Var(&c.th.P99Ratio)
+	cmd.Flag("min-abs-change", "Smallest absolute latency change (ms) that counts; at least one bucket width is always required.").
+		Default(fmt.Sprint(c.th.MinAbsChange)).Float64Var(&c.th.MinAbsChange)
+	cmd.Flag("error-points", "Smallest error-rate increase that counts (0.005 = 0.5 percentage points).").Default(fmt.Sprint(c.th.ErrorPoints)).Float64Var(&c.th.ErrorPoints)
+	cmd.Flag("error-ratio", "Smallest error-rate ratio that counts.").Default(fmt.Sprint(c.th.ErrorRatio)).Float64Var(&c.th.ErrorRatio)
+	cmd.Flag("min-requests-p50", "Requests per arm needed before P50 can pass.").Default(fmt.Sprint(c.th.MinRequestsP50)).Float64Var(&c.th.MinRequestsP50)
+	cmd.Flag("min-requests-p95", "Requests per arm needed before P95 can pass.").Default(fmt.Sprint(c.th.MinRequestsP95)).Float64Var(&c.th.MinRequestsP95)
+	cmd.Flag("min-requests-p99", "Requests per arm needed before P99 can pass.").Default(fmt.Sprint(c.th.MinRequestsP99)).Float64Var(&c.th.MinRequestsP99)
+	cmd.Flag("rollback", "On a regression (exit 1 only), roll this back like `kubectl rollout undo`: deployment/NAME.").PlaceHolder("deployment/NAME").StringVar(&c.rollback)
+	cmd.Flag("namespace", "Kubernetes namespace of --rollback.").Default("default").StringVar(&c.namespace)
+	cmd.Flag("kubeconfig", "kubeconfig for --rollback; default: in-cluster config, else $KUBECONFIG or ~/.kube/config.").StringVar(&c.kubeconfig)
+	cmd.Flag("dry-run", "With --rollback: print what would change, change nothing.").BoolVar(&c.dryRun)
+	cmd.Flag("query.timeout", "Timeout of each query.").Default("30s").SetValue(&c.timeout)
+	return c
+}
+
+// run executes the gate and returns its exit code.
+func (c *gateCmd) run(ctx context.Context, stdout, stderr io.Writer) int {
+	code, err := c.execute(ctx, stdout, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "spanwatch gate: %v\n", err)
+	}
+	return code
+}
+
+func (c *gateCmd) execute(ctx context.Context, stdout, stderr io.Writer) (int, error) {
+	p := parser.NewParser(parser.Options{})
+	client, err := api.NewClient(api.Config{Address: c.url, RoundTripper: &timeoutRT{next: http.DefaultTransport, timeout: time.Duration(c.timeout)}})
+	if err != nil {
+		return gateUsage, fmt.Errorf("--url: %w", err)
+	}
+	src := &gate.Source{API: v1.NewAPI(client), Service: c.service, Operations: c.operations}
+	if c.spanKind != "any" {
+		src.SpanKind = "SPAN_KIND_" + strings.ToUpper(c.spanKind)
+	}
+	now := time.Now()
+	if c.rollback != "" {
+		if _, err := gate.ParseRollbackTarget(c.rollback, c.namespace); err != nil {
+			return gateUsage, fmt.Errorf("--rollback: %w", err)
+		}
+	}
+	base, cand, notes, auto, err := c.arms(p, now)
+	if err != nil {
+		return exitFor(err), err
+	}
+	series, note, err := detectSeries(ctx, src, c.naming, c.metricsNS, now)
+	if err != nil {
+		return exitFor(err), err
+	}
+	src.Series = series
+	if note != "" {
+		notes = append(notes, note)
+	}
+	if auto {
+		vs, err := src.Versions(ctx, now, time.Duration(c.window), 24*time.Hour)
+		if err != nil {
+			return exitFor(err), err
+		}
+		if len(vs) != 2 {
+			var names []string
+			for _, v := range vs {
+				names = append(names, v.Name)
+			}
+			err := fmt.Errorf("no populations given and %d versions served %s in the last %s (%s): use --baseline and --candidate",
+				len(vs), c.service, c.window, strings.Join(names, ", "))
+			return gateUsage, err
+		}
+		base, cand = gate.VersionArm(vs[0].Name), gate.VersionArm(vs[1].Name)
+		notes = append(notes, fmt.Sprintf("two versions served traffic: comparing the older %q (baseline) with the newer %q (candidate)", vs[0].Name, vs[1].Name))
+	}
+	for _, n := range notes {
+		fmt.Fprintf(stderr, "note: %s\n", n)
+	}
+	rep, err := gate.Run(ctx, gate.Options{
+		Source: src, Baseline: base, Candidate: cand,
+		Window: time.Duration(c.window), MaxWait: time.Duration(c.maxWait), PollInterval: time.Duration(c.poll),
+		Thresholds: c.th, CandidateShare: c.candidateShare, Progress: stderr,
+	})
+	if err != nil {
+		return exitFor(err), err
+	}
+	rep.Notes = notes
+	if err := gate.Write(stdout, c.format, rep); err != nil {
+		return gateUsage, err
+	}
+	if path := os.Getenv("GITHUB_STEP_SUMMARY"); path != "" {
+		if err := appendSummary(path, rep); err != nil {
+			fmt.Fprintf(stderr, "spanwatch gate: writing GITHUB_STEP_SUMMARY: %v\n", err)
+		}
+	}
+	code := gatePass
+	switch rep.Verdict {
+	case regress.Regression:
+		code = gateRegression
+	case regress.Inconclusive:
+		switch c.onInconclusive {
+		case "pass":
+			code = gatePass
+		case "fail":
+			code = gateRegression
+		default:
+			code = gateInconclusive
+		}
+	}
+	if rep.Verdict == regress.Regression && c.rollback != "" {
+		if err := c.doRollback(ctx, stderr); err != nil {
+			return code, fmt.Errorf("rollback: %w", err)
+		}
+	}
+	return code, nil
+}
+
+// arms builds baseline and candidate from the flags; auto means none was
+// given and the two versions in the window are to be found.
+func (c *gateCmd) arms(p parser.Parser, now time.Time) (base, cand gate.Arm, notes []string, auto bool, err error) {
+	if base.Matchers, err = gate.ParseMatchers(p, c.baseline); err != nil {
+		return base, cand, nil, false, usageError{fmt.Errorf("--baseline: %w", err)}
+	}
+	if cand.Matchers, err = gate.ParseMatchers(p, c.candidate); err != nil {
+		return base, cand, nil, false, usageError{fmt.Errorf("--candidate: %w", err)}
+	}
+	matchers := len(base.Matchers)+len(cand.Matchers) > 0
+	ranges := c.baselineRange != "" || c.candidateRange != ""
+	switch {
+	case ranges && (matchers || c.baselineOffset > 0):
+		return base, cand, nil, false, usageError{errors.New("choose one way to select the populations: --baseline/--candidate, --baseline-offset, or --baseline-range/--candidate-range")}
+	case ranges:
+		if c.baselineRange == "" || c.candidateRange == "" {
+			return base, cand, nil, false, usageError{errors.New("--baseline-range and --candidate-range go together")}
+		}
+		if base.Start, base.End, err = parseRange(c.baselineRange, now); err != nil {
+			return base, cand, nil, false, usageError{fmt.Errorf("--baseline-range: %w", err)}
+		}
+		if cand.Start, cand.End, err = parseRange(c.candidateRange, now); err != nil {
+			return base, cand, nil, false, usageError{fmt.Errorf("--candidate-range: %w", err)}
+		}
+	case c.baselineOffset > 0:
+		// Matchers may narrow both arms (e.g. one version) in offset mode.
+		base.Offset = time.Duration(c.baselineOffset)
+		notes = append(notes, fmt.Sprintf("comparing with the same window %s earlier: daily traffic patterns and noisy neighbours look like regressions; prefer --baseline/--candidate with two versions in the same window", c.baselineOffset))
+	case !matchers:
+		return base, cand, nil, true, nil
+	}
+	return base, cand, notes, false, nil
+}
+
+// parseRange parses START,END with RFC3339 times, "now", or offsets like
+// -2h relative to now.
+func parseRange(s string, now time.Time) (time.Time, time.Time, error) {
+	a, b, ok := strings.Cut(s, ",")
+	if !ok {
+		return time.Time{}, time.Time{}, fmt.Errorf("%q: want START,END", s)
+	}
+	parse := func(v string) (time.Time, error) {
+		v = strings.TrimSpace(v)
+		if v == "now" {
+			return now, nil
+		}
+		if strings.HasPrefix(v, "-") {
+			d, err := model.ParseDuration(v[1:])
+			if err != nil {
+				return time.Time{}, err
+			}
+			return now.Add(-time.Duration(d)), nil
+		}
+		return time.Parse(time.RFC3339, v)
+	}
+	start, err := parse(a)
+	if err != nil {
+		return time.Time{}, time.Time{}, err
+	}
+	end, err := parse(b)
+	if err != nil {
+		return time.Time{}, time.Time{}, err
+	}
+	if !end.After(start) {
+		return time.Time{}, time.Time{}, fmt.Errorf("%q: the end must be after the start", s)
+	}
+	return start, end, nil
+}
+
+// detectSeries picks the series names: given, or detected from what the
+// backend holds for the service.
+func detectSeries(ctx context.Context, src *gate.Source, naming, ns string, now time.Time) (gate.Series, string, error) {
+	if naming != "auto" {
+		return gate.SeriesFor(naming, ns), "", nil
+	}
+	found, err := src.DetectSeries(ctx, now)
+	if errors.Is(err, gate.ErrNoData) {
+		// Nothing yet (the deploy may just have started): wait for data
+		// under the default names.
+		return gate.SeriesFor("otel", ns), fmt.Sprintf("%v; waiting for data under the default names", err), nil
+	}
+	if err != nil {
+		return gate.Series{}, "", err
+	}
+	return found, fmt.Sprintf("reading %s and %s", found.Calls, found.Duration), nil
+}
+
+func exitFor(err error) int {
+	var ue usageError
+	switch {
+	case errors.As(err, &ue):
+		return gateUsage
+	case errors.Is(err, gate.ErrBackend):
+		return gateBackend
+	case errors.Is(err, gate.ErrNoData):
+		return gateInconclusive
+	}
+	return gateBackend
+}
+
+func appendSummary(path string, rep *gate.Report) error {
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	if err := gate.Write(f, "markdown", rep); err != nil {
+		_ = f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// timeoutRT bounds every request to the query backend.
+type timeoutRT struct {
+	next    http.RoundTripper
+	timeout time.Duration
+}
+
+func (t *timeoutRT) RoundTrip(r *http.Request) (*http.Response, error) {
+	if t.timeout <= 0 {
+		return t.next.RoundTrip(r)
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), t.timeout)
+	resp, err := t.next.RoundTrip(r.WithContext(ctx))
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: cancel}
+	return resp, nil
+}
+
+type cancelBody struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (b *cancelBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.cancel()
+	return err
+}

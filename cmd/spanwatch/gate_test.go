@@ -1,0 +1,117 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/spanwatch/spanwatch/internal/config"
+	"github.com/spanwatch/spanwatch/internal/spanmetrics"
+	"github.com/spanwatch/spanwatch/internal/testutil/spantest"
+)
+
+// trickyOp is an operation name with quotes, backslashes and regular
+// expression metacharacters.
+const trickyOp = `GET /items/{id}?q="a|b".*\d`
+
+// versionTraffic is one flush interval of two versions of checkout: 120
+// spans per version and operation, lognormal latencies (median 40 ms, σ 0.5);
+// slow multiplies the v2 latencies of POST /charge.
+func versionTraffic(rng *rand.Rand, slow float64) []spantest.Stub {
+	var out []spantest.Stub
+	for _, v := range []string{"v1", "v2"} {
+		for _, op := range []string{"POST /charge", "GET /cart", trickyOp} {
+			for range 120 {
+				d := 40 * math.Exp(0.5*rng.NormFloat64())
+				if v == "v2" && op == "POST /charge" {
+					d *= slow
+				}
+				out = append(out, spantest.Stub{Service: "checkout", Name: op, Kind: trace.SpanKindServer,
+					Dur: time.Duration(d * float64(time.Millisecond)),
+					Res: []attribute.KeyValue{attribute.String("service.version", v)}})
+			}
+		}
+	}
+	return out
+}
+
+// gateSim runs 10 simulated minutes ending now.
+func gateSim(t *testing.T, cfg *config.File, slow float64) *spantest.Simulation {
+	s := spantest.NewSimulation(t, cfg, time.Now().Add(-10*time.Minute))
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 40 {
+		s.Step(15*time.Second, versionTraffic(rng, slow))
+	}
+	return s
+}
+
+func runGate(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), append([]string{"gate"}, args...), &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+func TestGateEndToEnd(t *testing.T) {
+	native := config.Default()
+	native.SpanMetrics.Histogram.Exponential = &spanmetrics.ExponentialConfig{}
+	legacy := config.Default()
+	legacy.Exposition = spanmetrics.NamingConfig{Naming: spanmetrics.NamingLegacy, Namespace: "jaeger_spm"}
+	for name, cfg := range map[string]*config.File{"classic": config.Default(), "native": native, "legacy": legacy} {
+		t.Run(name, func(t *testing.T) {
+			slow := gateSim(t, cfg, 2)
+			url := "--url=http://" + slow.App.WebAddr().String()
+			code, out, errOut := runGate(t, url, "--service=checkout", `--baseline=service_version="v1"`, `--candidate=service_version="v2"`,
+				"--max-wait=0s")
+			require.Equal(t, gateRegression, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+			require.Contains(t, out, "POST /charge")
+			require.Regexp(t, `POST /charge .*regression`, out)
+
+			// The tricky operation alone, and the auto-detected versions.
+			code, out, errOut = runGate(t, url, "--service=checkout", "--operation="+trickyOp, "--max-wait=0s", "--format=json")
+			require.Equal(t, gatePass, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+			require.Contains(t, errOut, `comparing the older "v1" (baseline) with the newer "v2" (candidate)`)
+			require.Contains(t, out, `"verdict": "pass"`)
+			require.Contains(t, out, strings.ReplaceAll(strings.ReplaceAll(trickyOp, `\`, `\\`), `"`, `\"`))
+		})
+	}
+}
+
+func TestGateNoRegressionPasses(t *testing.T) {
+	s := gateSim(t, nil, 1)
+	code, out, errOut := runGate(t, "--url=http://"+s.App.WebAddr().String(), "--service=checkout",
+		`--baseline=service_version="v1"`, `--candidate=service_version="v2"`, "--max-wait=0s", "--format=markdown")
+	require.Equal(t, gatePass, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	require.Contains(t, out, "**PASS**")
+}
+
+func TestGateNoTrafficIsInconclusiveAfterMaxWait(t *testing.T) {
+	s := spantest.NewSimulation(t, nil, time.Now())
+	start := time.Now()
+	code, out, errOut := runGate(t, "--url=http://"+s.App.WebAddr().String(), "--service=ghost",
+		`--baseline=service_version="v1"`, `--candidate=service_version="v2"`, "--max-wait=2s", "--poll-interval=1s")
+	require.Equal(t, gateInconclusive, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	require.GreaterOrEqual(t, time.Since(start), 2*time.Second, "waits for data until --max-wait")
+	require.Contains(t, errOut, "look 3/3")
+	code, _, _ = runGate(t, "--url=http://"+s.App.WebAddr().String(), "--service=ghost",
+		`--baseline=service_version="v1"`, `--candidate=service_version="v2"`, "--max-wait=0s", "--on-inconclusive=pass")
+	require.Equal(t, gatePass, code)
+}
+
+func TestGateUsageAndBackendErrors(t *testing.T) {
+	code, _, errOut := runGate(t, "--service=x", "--baseline=service_version=", "--url=http://127.0.0.1:1")
+	require.Equal(t, gateUsage, code, errOut)
+	code, _, _ = runGate(t, "--bogus")
+	require.Equal(t, gateUsage, code)
+	code, _, errOut = runGate(t, "--service=x", `--baseline=service_version="a"`, `--candidate=service_version="b"`,
+		"--naming=otel", "--url=http://127.0.0.1:1", "--max-wait=0s")
+	require.Equal(t, gateBackend, code, errOut)
+}
