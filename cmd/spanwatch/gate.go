@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/promql/parser"
 
+	"github.com/spanwatch/spanwatch/internal/config"
 	"github.com/spanwatch/spanwatch/internal/gate"
 	"github.com/spanwatch/spanwatch/internal/regress"
 )
@@ -54,9 +55,9 @@ type gateCmd struct {
 	naming         string
 	metricsNS      string
 	format         string
-	onInconclusive string
-	candidateShare float64
-	th             regress.Thresholds
+	configFile     string
+	cfg            gate.Config
+	set            map[string]*bool // flags given on the command line
 	rollback       string
 	namespace      string
 	kubeconfig     string
@@ -65,7 +66,7 @@ type gateCmd struct {
 }
 
 func newGateCmd(a *kingpin.Application) *gateCmd {
-	c := &gateCmd{th: regress.DefaultThresholds()}
+	c := &gateCmd{cfg: gate.DefaultConfig(), set: map[string]*bool{}}
 	cmd := a.Command("gate", gateHelp)
 	cmd.Flag("url", "Prometheus-compatible API to read span metrics from (spanwatch, Prometheus, Mimir, Thanos).").
 		Default("http://localhost:8890").StringVar(&c.url)
@@ -79,34 +80,86 @@ func newGateCmd(a *kingpin.Application) *gateCmd {
 		SetValue(&c.baselineOffset)
 	cmd.Flag("baseline-range", "Explicit baseline range START,END (RFC3339 or relative like -2h,-1h).").StringVar(&c.baselineRange)
 	cmd.Flag("candidate-range", "Explicit candidate range START,END (RFC3339 or relative like -10m,now).").StringVar(&c.candidateRange)
-	cmd.Flag("window", "Analysis window of each arm.").Default("5m").SetValue(&c.window)
-	cmd.Flag("max-wait", "Longest time to wait for enough data before answering inconclusive.").Default("15m").SetValue(&c.maxWait)
-	cmd.Flag("poll-interval", "Time between looks at the data.").Default("15s").SetValue(&c.poll)
+	cmd.Flag("config.file", "Configuration file whose gate: section sets the defaults below (flags win).").PlaceHolder("<path>").StringVar(&c.configFile)
+	d := c.cfg
+	c.flag(cmd, "window", "Analysis window of each arm.", model.Duration(d.Window).String()).SetValue(&c.window)
+	c.flag(cmd, "max-wait", "Longest time to wait for enough data before answering inconclusive.", model.Duration(d.MaxWait).String()).SetValue(&c.maxWait)
+	c.flag(cmd, "poll-interval", "Time between looks at the data.", model.Duration(d.PollInterval).String()).SetValue(&c.poll)
 	cmd.Flag("naming", "Series naming: otel (traces_span_metrics_*), legacy (calls_total, latency_*), or auto.").
 		Default("auto").EnumVar(&c.naming, "auto", "otel", "legacy")
 	cmd.Flag("metrics-namespace", "Exposition namespace prefixing metric names (e.g. jaeger_spm); with --naming=auto it is detected.").StringVar(&c.metricsNS)
 	cmd.Flag("format", "Output on stdout: table, json, junit or markdown.").Default("table").EnumVar(&c.format, "table", "json", "junit", "markdown")
-	cmd.Flag("on-inconclusive", "Exit code for an inconclusive verdict: inconclusive (2), pass (0) or fail (1).").
-		Default("inconclusive").EnumVar(&c.onInconclusive, "inconclusive", "pass", "fail")
-	cmd.Flag("candidate-share", "Expected share of traffic for the candidate (e.g. 0.2 for a 20 % canary); enables the sample-ratio check.").
-		Default("0").Float64Var(&c.candidateShare)
-	cmd.Flag("alpha", "Family-wise error rate across the gated checks (Holm).").Default(fmt.Sprint(c.th.Alpha)).Float64Var(&c.th.Alpha)
-	cmd.Flag("min-ratio-p50", "Smallest P50 ratio that counts as a regression.").Default(fmt.Sprint(c.th.P50Ratio)).Float64Var(&c.th.P50Ratio)
-	cmd.Flag("min-ratio-p95", "Smallest P95 ratio that counts as a regression.").Default(fmt.Sprint(c.th.P95Ratio)).Float64Var(&c.th.P95Ratio)
-	cmd.Flag("min-ratio-p99", "Smallest P99 ratio that counts as a regression.").Default(fmt.Sprint(c.th.P99Ratio)).Float64Var(&c.th.P99Ratio)
-	cmd.Flag("min-abs-change", "Smallest absolute latency change (ms) that counts; at least one bucket width is always required.").
-		Default(fmt.Sprint(c.th.MinAbsChange)).Float64Var(&c.th.MinAbsChange)
-	cmd.Flag("error-points", "Smallest error-rate increase that counts (0.005 = 0.5 percentage points).").Default(fmt.Sprint(c.th.ErrorPoints)).Float64Var(&c.th.ErrorPoints)
-	cmd.Flag("error-ratio", "Smallest error-rate ratio that counts.").Default(fmt.Sprint(c.th.ErrorRatio)).Float64Var(&c.th.ErrorRatio)
-	cmd.Flag("min-requests-p50", "Requests per arm needed before P50 can pass.").Default(fmt.Sprint(c.th.MinRequestsP50)).Float64Var(&c.th.MinRequestsP50)
-	cmd.Flag("min-requests-p95", "Requests per arm needed before P95 can pass.").Default(fmt.Sprint(c.th.MinRequestsP95)).Float64Var(&c.th.MinRequestsP95)
-	cmd.Flag("min-requests-p99", "Requests per arm needed before P99 can pass.").Default(fmt.Sprint(c.th.MinRequestsP99)).Float64Var(&c.th.MinRequestsP99)
+	c.flag(cmd, "on-inconclusive", "Exit code for an inconclusive verdict: inconclusive (2), pass (0) or fail (1).", d.OnInconclusive).
+		EnumVar(&c.cfg.OnInconclusive, "inconclusive", "pass", "fail")
+	c.flag(cmd, "candidate-share", "Expected share of traffic for the candidate (e.g. 0.2 for a 20 % canary); enables the sample-ratio check.", fmt.Sprint(d.CandidateShare)).Float64Var(&c.cfg.CandidateShare)
+	c.flag(cmd, "alpha", "Family-wise error rate across the gated checks (Holm).", fmt.Sprint(d.Alpha)).Float64Var(&c.cfg.Alpha)
+	c.flag(cmd, "fdr", "False-discovery rate of the per-operation findings (Benjamini-Hochberg).", fmt.Sprint(d.FDR)).Float64Var(&c.cfg.FDR)
+	c.flag(cmd, "min-ratio-p50", "Smallest P50 ratio that counts as a regression.", fmt.Sprint(d.MinRatio.P50)).Float64Var(&c.cfg.MinRatio.P50)
+	c.flag(cmd, "min-ratio-p95", "Smallest P95 ratio that counts as a regression.", fmt.Sprint(d.MinRatio.P95)).Float64Var(&c.cfg.MinRatio.P95)
+	c.flag(cmd, "min-ratio-p99", "Smallest P99 ratio that counts as a regression.", fmt.Sprint(d.MinRatio.P99)).Float64Var(&c.cfg.MinRatio.P99)
+	c.flag(cmd, "min-abs-change", "Smallest absolute latency change (ms) that counts; at least one bucket width is always required.", fmt.Sprint(d.MinAbsChange)).Float64Var(&c.cfg.MinAbsChange)
+	c.flag(cmd, "error-points", "Smallest error-rate increase that counts (0.005 = 0.5 percentage points).", fmt.Sprint(d.ErrorRate.MinIncrease)).Float64Var(&c.cfg.ErrorRate.MinIncrease)
+	c.flag(cmd, "error-ratio", "Smallest error-rate ratio that counts.", fmt.Sprint(d.ErrorRate.MinRatio)).Float64Var(&c.cfg.ErrorRate.MinRatio)
+	c.flag(cmd, "min-requests-p50", "Requests per arm needed before P50 (and errors) can pass.", fmt.Sprint(d.MinRequests.P50)).Float64Var(&c.cfg.MinRequests.P50)
+	c.flag(cmd, "min-requests-p95", "Requests per arm needed before P95 can pass.", fmt.Sprint(d.MinRequests.P95)).Float64Var(&c.cfg.MinRequests.P95)
+	c.flag(cmd, "min-requests-p99", "Requests per arm needed before P99 can pass.", fmt.Sprint(d.MinRequests.P99)).Float64Var(&c.cfg.MinRequests.P99)
 	cmd.Flag("rollback", "On a regression (exit 1 only), roll this back like `kubectl rollout undo`: deployment/NAME.").PlaceHolder("deployment/NAME").StringVar(&c.rollback)
 	cmd.Flag("namespace", "Kubernetes namespace of --rollback.").Default("default").StringVar(&c.namespace)
 	cmd.Flag("kubeconfig", "kubeconfig for --rollback; default: in-cluster config, else $KUBECONFIG or ~/.kube/config.").StringVar(&c.kubeconfig)
 	cmd.Flag("dry-run", "With --rollback: print what would change, change nothing.").BoolVar(&c.dryRun)
 	cmd.Flag("query.timeout", "Timeout of each query.").Default("30s").SetValue(&c.timeout)
 	return c
+}
+
+// flag declares a flag whose default may come from the config file.
+func (c *gateCmd) flag(cmd *kingpin.CmdClause, name, help, def string) *kingpin.FlagClause {
+	set := new(bool)
+	c.set[name] = set
+	return cmd.Flag(name, help).Default(def).IsSetByUser(set)
+}
+
+// applyFile takes the gate: section of --config.file for every flag not
+// given on the command line.
+func (c *gateCmd) applyFile() error {
+	if c.configFile == "" {
+		return c.finish()
+	}
+	f, err := config.Load(c.configFile)
+	if err != nil {
+		return err
+	}
+	fc, cur := f.Gate, &c.cfg
+	take := func(name string, apply func()) {
+		if !*c.set[name] {
+			apply()
+		}
+	}
+	take("window", func() { c.window = model.Duration(fc.Window) })
+	take("max-wait", func() { c.maxWait = model.Duration(fc.MaxWait) })
+	take("poll-interval", func() { c.poll = model.Duration(fc.PollInterval) })
+	take("on-inconclusive", func() { cur.OnInconclusive = fc.OnInconclusive })
+	take("candidate-share", func() { cur.CandidateShare = fc.CandidateShare })
+	take("alpha", func() { cur.Alpha = fc.Alpha })
+	take("fdr", func() { cur.FDR = fc.FDR })
+	take("min-ratio-p50", func() { cur.MinRatio.P50 = fc.MinRatio.P50 })
+	take("min-ratio-p95", func() { cur.MinRatio.P95 = fc.MinRatio.P95 })
+	take("min-ratio-p99", func() { cur.MinRatio.P99 = fc.MinRatio.P99 })
+	take("min-abs-change", func() { cur.MinAbsChange = fc.MinAbsChange })
+	take("error-points", func() { cur.ErrorRate.MinIncrease = fc.ErrorRate.MinIncrease })
+	take("error-ratio", func() { cur.ErrorRate.MinRatio = fc.ErrorRate.MinRatio })
+	take("min-requests-p50", func() { cur.MinRequests.P50 = fc.MinRequests.P50 })
+	take("min-requests-p95", func() { cur.MinRequests.P95 = fc.MinRequests.P95 })
+	take("min-requests-p99", func() { cur.MinRequests.P99 = fc.MinRequests.P99 })
+	return c.finish()
+}
+
+// finish copies the durations into cfg and validates it.
+func (c *gateCmd) finish() error {
+	c.cfg.Window, c.cfg.MaxWait, c.cfg.PollInterval = time.Duration(c.window), time.Duration(c.maxWait), time.Duration(c.poll)
+	if err := c.cfg.Validate(); err != nil {
+		return fmt.Errorf("gate settings: %w", err)
+	}
+	return nil
 }
 
 // run executes the gate and returns its exit code.
@@ -119,6 +172,9 @@ func (c *gateCmd) run(ctx context.Context, stdout, stderr io.Writer) int {
 }
 
 func (c *gateCmd) execute(ctx context.Context, stdout, stderr io.Writer) (int, error) {
+	if err := c.applyFile(); err != nil {
+		return gateUsage, err
+	}
 	p := parser.NewParser(parser.Options{})
 	client, err := api.NewClient(api.Config{Address: c.url, RoundTripper: &timeoutRT{next: http.DefaultTransport, timeout: time.Duration(c.timeout)}})
 	if err != nil {
@@ -169,7 +225,7 @@ func (c *gateCmd) execute(ctx context.Context, stdout, stderr io.Writer) (int, e
 	rep, err := gate.Run(ctx, gate.Options{
 		Source: src, Baseline: base, Candidate: cand,
 		Window: time.Duration(c.window), MaxWait: time.Duration(c.maxWait), PollInterval: time.Duration(c.poll),
-		Thresholds: c.th, CandidateShare: c.candidateShare, Progress: stderr,
+		Thresholds: c.cfg.Thresholds(), CandidateShare: c.cfg.CandidateShare, Progress: stderr,
 	})
 	if err != nil {
 		return exitFor(err), err
@@ -188,7 +244,7 @@ func (c *gateCmd) execute(ctx context.Context, stdout, stderr io.Writer) (int, e
 	case regress.Regression:
 		code = gateRegression
 	case regress.Inconclusive:
-		switch c.onInconclusive {
+		switch c.cfg.OnInconclusive {
 		case "pass":
 			code = gatePass
 		case "fail":

@@ -5,6 +5,8 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -114,4 +116,32 @@ func TestGateUsageAndBackendErrors(t *testing.T) {
 	code, _, errOut = runGate(t, "--service=x", `--baseline=service_version="a"`, `--candidate=service_version="b"`,
 		"--naming=otel", "--url=http://127.0.0.1:1", "--max-wait=0s")
 	require.Equal(t, gateBackend, code, errOut)
+}
+
+func TestGateConfigFileAndStepSummary(t *testing.T) {
+	s := gateSim(t, nil, 2)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "spanwatch.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte("gate:\n  min_ratio: {p50: 100, p95: 100, p99: 100}\n  max_wait: 0s\n"), 0o644))
+	summary := filepath.Join(dir, "summary.md")
+	t.Setenv("GITHUB_STEP_SUMMARY", summary)
+	args := []string{"--url=http://" + s.App.WebAddr().String(), "--service=checkout",
+		`--baseline=service_version="v1"`, `--candidate=service_version="v2"`, "--config.file=" + cfg}
+	code, out, errOut := runGate(t, args...)
+	require.Equal(t, gatePass, code, "a doubling is not 100×: stdout:\n%s\nstderr:\n%s", out, errOut)
+	md, err := os.ReadFile(summary)
+	require.NoError(t, err)
+	require.Contains(t, string(md), "### spanwatch gate: `checkout` — **PASS**")
+	// A flag wins over the file.
+	code, _, _ = runGate(t, append(args, "--min-ratio-p95=1.1", "--min-ratio-p50=1.1")...)
+	require.Equal(t, gateRegression, code)
+	md, err = os.ReadFile(summary)
+	require.NoError(t, err)
+	require.Contains(t, string(md), "**REGRESSION**", "appended, not overwritten")
+	require.Contains(t, string(md), "**PASS**")
+	// A bad value in the file is a usage error naming the key.
+	require.NoError(t, os.WriteFile(cfg, []byte("gate:\n  alpha: 2\n"), 0o644))
+	code, _, errOut = runGate(t, args...)
+	require.Equal(t, gateUsage, code)
+	require.Contains(t, errOut, "spanwatch.yaml:2: gate")
 }

@@ -10,6 +10,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/spanwatch/spanwatch/internal/export"
+	"github.com/spanwatch/spanwatch/internal/gate"
 	"github.com/spanwatch/spanwatch/internal/spanmetrics"
 )
 
@@ -25,6 +26,8 @@ type File struct {
 	// RemoteWrite lists remote-write destinations for every flush, with
 	// their authentication, headers and external labels.
 	RemoteWrite []export.RemoteWriteConfig `yaml:"remote_write"`
+	// Gate holds the defaults of `spanwatch gate` (thresholds, waiting).
+	Gate gate.Config `yaml:"gate"`
 }
 
 // section is one top-level key and the Validate of the value it decodes into.
@@ -39,6 +42,7 @@ func (f *File) sections() []section {
 		{"spanmetrics", f.SpanMetrics.Validate},
 		{"exposition", f.Exposition.Validate},
 		{"remote_write", f.validateRemoteWrite},
+		{"gate", f.Gate.Validate},
 	}
 }
 
@@ -63,6 +67,7 @@ func Default() *File {
 	return &File{
 		SpanMetrics: spanmetrics.DefaultConfig(),
 		Exposition:  spanmetrics.DefaultNamingConfig(),
+		Gate:        gate.DefaultConfig(),
 	}
 }
 

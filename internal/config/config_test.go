@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spanwatch/spanwatch/internal/export"
+	"github.com/spanwatch/spanwatch/internal/gate"
 	"github.com/spanwatch/spanwatch/internal/spanmetrics"
 	"github.com/spanwatch/spanwatch/internal/testutil"
 )
@@ -209,7 +210,7 @@ exposition:
 		{
 			name:    "collector config",
 			in:      "connectors:\n  spanmetrics: {}\n",
-			wantErr: []string{`config.yaml:1: connectors: unknown key (sections are spanmetrics, exposition, remote_write)`},
+			wantErr: []string{`config.yaml:1: connectors: unknown key (sections are spanmetrics, exposition, remote_write, gate)`},
 		},
 		{
 			name: "unknown key in a section",
@@ -319,7 +320,7 @@ exposition:
 		{
 			name:    "top level is not a mapping",
 			in:      "- spanmetrics\n",
-			wantErr: []string{`config.yaml:1: expected a mapping of sections (spanmetrics, exposition, remote_write), got a list`},
+			wantErr: []string{`config.yaml:1: expected a mapping of sections (spanmetrics, exposition, remote_write, gate), got a list`},
 		},
 		{
 			name: "syntax error",
@@ -497,6 +498,12 @@ func TestLoadFull(t *testing.T) {
 				ExternalLabels: map[string]string{"replica": "a"},
 			},
 			{URL: "http://prometheus:9090/api/v1/write", BearerToken: "tok"},
+		},
+		Gate: gate.Config{
+			Window: 10 * time.Minute, MaxWait: 30 * time.Minute, PollInterval: 30 * time.Second,
+			Alpha: 0.005, FDR: 0.1, MinRatio: gate.Quantiles{P50: 1.2, P95: 1.15, P99: 1.3}, MinAbsChange: 10,
+			ErrorRate: gate.ErrorRate{MinIncrease: 0.01, MinRatio: 3}, MinRequests: gate.Quantiles{P50: 50, P95: 300, P99: 2000},
+			SRMAlpha: 0.0001, CandidateShare: 0.2, OnInconclusive: "fail",
 		},
 	}
 	require.Equal(t, want, f)
