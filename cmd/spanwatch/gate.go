@@ -185,10 +185,9 @@ func (c *gateCmd) execute(ctx context.Context, stdout, stderr io.Writer) (int, e
 		src.SpanKind = "SPAN_KIND_" + strings.ToUpper(c.spanKind)
 	}
 	now := time.Now()
-	if c.rollback != "" {
-		if _, err := gate.ParseRollbackTarget(c.rollback, c.namespace); err != nil {
-			return gateUsage, fmt.Errorf("--rollback: %w", err)
-		}
+	plan, err := c.prepareRollback(ctx, stderr)
+	if err != nil {
+		return gateUsage, err
 	}
 	base, cand, notes, auto, err := c.arms(p, now)
 	if err != nil {
@@ -253,8 +252,8 @@ func (c *gateCmd) execute(ctx context.Context, stdout, stderr io.Writer) (int, e
 			code = gateInconclusive
 		}
 	}
-	if rep.Verdict == regress.Regression && c.rollback != "" {
-		if err := c.doRollback(ctx, stderr); err != nil {
+	if rep.Verdict == regress.Regression && plan != nil {
+		if err := plan.run(ctx, c.dryRun, stderr); err != nil {
 			return code, fmt.Errorf("rollback: %w", err)
 		}
 	}

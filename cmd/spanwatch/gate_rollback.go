@@ -9,31 +9,44 @@ import (
 	"github.com/spanwatch/spanwatch/internal/gate"
 )
 
-// doRollback restores the previous revision of --rollback, as `kubectl
-// rollout undo` does; with --dry-run it only prints the change.
-func (c *gateCmd) doRollback(ctx context.Context, stderr io.Writer) error {
+// rollbackPlan is --rollback prepared before the gate waits, so that a bad
+// target or missing permissions show at once (exit 3), not after the wait.
+type rollbackPlan struct {
+	r      *gate.Rollbacker
+	target gate.RollbackTarget
+}
+
+// prepareRollback parses --rollback, connects to the cluster and records
+// the current revision: the rollback later refuses to run if someone else
+// deployed meanwhile (it would undo their change).
+func (c *gateCmd) prepareRollback(ctx context.Context, stderr io.Writer) (*rollbackPlan, error) {
+	if c.rollback == "" {
+		return nil, nil
+	}
 	target, err := gate.ParseRollbackTarget(c.rollback, c.namespace)
 	if err != nil {
-		return err
+		return nil, usageError{fmt.Errorf("--rollback: %w", err)}
 	}
 	client, err := gate.NewKubeClient(c.kubeconfig)
 	if err != nil {
-		return err
+		return nil, usageError{fmt.Errorf("--rollback: %w", err)}
 	}
 	r := gate.NewRollbacker(client, slog.New(slog.NewTextHandler(stderr, nil)))
-	res, err := r.Rollback(ctx, target, c.dryRun)
+	rev, err := r.CurrentRevision(ctx, target)
+	if err != nil {
+		return nil, usageError{fmt.Errorf("--rollback: %w", err)}
+	}
+	target.ExpectRevision = rev
+	return &rollbackPlan{r: r, target: target}, nil
+}
+
+// run restores the previous revision, as `kubectl rollout undo` does; with
+// --dry-run it only prints the change.
+func (p *rollbackPlan) run(ctx context.Context, dryRun bool, stderr io.Writer) error {
+	res, err := p.r.Rollback(ctx, p.target, dryRun)
 	if err != nil {
 		return err
 	}
-	verb := "rolled back"
-	if c.dryRun {
-		verb = "would roll back"
-	}
-	switch {
-	case !res.Changed:
-		fmt.Fprintf(stderr, "rollback: %s/%s already runs the template of revision %d; nothing to do\n", target.Namespace, target.Name, res.ToRevision)
-	default:
-		fmt.Fprintf(stderr, "rollback: %s deployment %s/%s from revision %d to %d\n%s", verb, target.Namespace, target.Name, res.FromRevision, res.ToRevision, res.Diff)
-	}
+	fmt.Fprintf(stderr, "rollback: %s\n", res.String())
 	return nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -13,10 +14,12 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/spanwatch/spanwatch/internal/config"
 	"github.com/spanwatch/spanwatch/internal/spanmetrics"
+	"github.com/spanwatch/spanwatch/internal/testutil"
 	"github.com/spanwatch/spanwatch/internal/testutil/spantest"
 )
 
@@ -144,4 +147,31 @@ func TestGateConfigFileAndStepSummary(t *testing.T) {
 	code, _, errOut = runGate(t, args...)
 	require.Equal(t, gateUsage, code)
 	require.Contains(t, errOut, "spanwatch.yaml:2: gate")
+}
+
+// TestGateAgainstScrapingPrometheus runs the gate against a real Prometheus
+// that scrapes spanwatch's exposition, rather than against spanwatch.
+func TestGateAgainstScrapingPrometheus(t *testing.T) {
+	testutil.Binary(t, "prometheus")
+	cfg := config.Default()
+	cfg.SpanMetrics.MetricsFlushInterval = 250 * time.Millisecond
+	a := spantest.StartApp(t, cfg)
+	prom := testutil.StartPrometheus(t, fmt.Sprintf("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: spanwatch\n    static_configs:\n      - targets: [%q]\n",
+		a.MetricsAddr().String()))
+	exp, err := otlptracegrpc.New(context.Background(), otlptracegrpc.WithEndpoint(a.OTLPGRPCAddr().String()), otlptracegrpc.WithInsecure())
+	require.NoError(t, err)
+	defer func() { _ = exp.Shutdown(context.Background()) }()
+	rng := rand.New(rand.NewPCG(3, 4))
+	// About 20 s of traffic, 3 × 2 × 120 spans every second.
+	for range 20 {
+		require.NoError(t, exp.ExportSpans(context.Background(), spantest.Spans(versionTraffic(rng, 2)...)))
+		time.Sleep(time.Second)
+	}
+	testutil.Eventually(t, prom.URL, `sum(traces_span_metrics_calls_total{service_name="checkout"})`, 30*time.Second,
+		func(v float64) bool { return v == 20*720 })
+	code, out, errOut := runGate(t, "--url="+prom.URL, "--service=checkout", `--baseline=service_version="v1"`,
+		`--candidate=service_version="v2"`, "--window=1m", "--max-wait=0s")
+	require.Equal(t, gateRegression, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	require.Regexp(t, `POST /charge .*regression`, out)
+	require.Contains(t, out, "latencies from classic buckets")
 }
