@@ -175,3 +175,39 @@ func TestGateAgainstScrapingPrometheus(t *testing.T) {
 	require.Regexp(t, `POST /charge .*regression`, out)
 	require.Contains(t, out, "latencies from classic buckets")
 }
+
+// TestGateOffsetAndRangeModes: one version whose POST /charge doubles its
+// latency half-way through ten simulated minutes.
+func TestGateOffsetAndRangeModes(t *testing.T) {
+	s := spantest.NewSimulation(t, nil, time.Now().Add(-10*time.Minute))
+	rng := rand.New(rand.NewPCG(5, 6))
+	for i := range 40 {
+		slow := 1.0
+		if i >= 20 {
+			slow = 2
+		}
+		var stubs []spantest.Stub
+		for _, st := range versionTraffic(rng, slow) {
+			if st.Res[0].Value.AsString() == "v2" {
+				stubs = append(stubs, st) // one version only
+			}
+		}
+		s.Step(15*time.Second, stubs)
+	}
+	url := "--url=http://" + s.App.WebAddr().String()
+	code, out, errOut := runGate(t, url, "--service=checkout", "--baseline-offset=5m", "--window=4m", "--max-wait=0s")
+	require.Equal(t, gateRegression, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	require.Contains(t, errOut, "daily traffic patterns", "offset mode warns about confounding")
+	require.Contains(t, out, "offset 5m")
+
+	code, out, errOut = runGate(t, url, "--service=checkout", "--baseline-range=-9m,-5m30s", "--candidate-range=-4m30s,now", "--max-wait=0s")
+	require.Equal(t, gateRegression, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	code, out, errOut = runGate(t, url, "--service=checkout", "--baseline-range=-9m,-7m", "--candidate-range=-7m,-5m30s", "--max-wait=0s")
+	require.Equal(t, gatePass, code, "before the change: stdout:\n%s\nstderr:\n%s", out, errOut)
+
+	code, _, errOut = runGate(t, url, "--service=checkout", "--baseline-range=-9m,-7m", "--max-wait=0s")
+	require.Equal(t, gateUsage, code, errOut)
+	require.Contains(t, errOut, "go together")
+	code, _, errOut = runGate(t, url, "--service=checkout", "--baseline-range=-9m,-7m", "--candidate-range=-7m,-8m")
+	require.Equal(t, gateUsage, code, errOut)
+}
