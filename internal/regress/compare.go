@@ -135,8 +135,30 @@ type Arm struct {
 	// Requests is the number of calls in the window (the calls counter);
 	// zero means unknown, and the histogram's total is used instead.
 	Requests float64
-	// Errors is the number of those calls with error status.
+	// Errors is the number of those calls with error status (0 when the
+	// error series is absent). NaN or infinite counts make the comparison
+	// inconclusive.
 	Errors float64
+}
+
+// validate rejects counts that are not finite and invalid histograms; an
+// arm without any histogram is valid (its latency checks lack data).
+func (a Arm) validate() error {
+	for _, c := range []struct {
+		name string
+		v    float64
+	}{{"requests", a.Requests}, {"errors", a.Errors}} {
+		if math.IsNaN(c.v) || math.IsInf(c.v, 0) {
+			return fmt.Errorf("%s count is %v", c.name, c.v)
+		}
+	}
+	if len(a.Latency.Bounds) == 0 && len(a.Latency.Counts) == 0 {
+		return nil
+	}
+	if err := a.Latency.Validate(); err != nil {
+		return fmt.Errorf("latency: %w", err)
+	}
+	return nil
 }
 
 // requestCount returns the arm's request count: Requests rounded, else the
@@ -164,8 +186,8 @@ type Finding struct {
 	// BaselineN and CandidateN are the requests each arm contributed.
 	BaselineN, CandidateN float64
 	// Baseline and Candidate are the arms' quantiles (as histogram_quantile
-	// computes them) or error rates; for traffic, the expected and the
-	// observed candidate share of requests.
+	// computes them, on the arms' common grid) or error rates; for traffic,
+	// the expected and the observed candidate share of requests.
 	Baseline, Candidate float64
 	// Ratio is Candidate/Baseline, with an interval of level ≥ 1−Alpha:
 	// for quantiles RatioCI of the arms' QuantileCI at 1−Alpha/2 each; for
@@ -199,7 +221,9 @@ type Finding struct {
 	AdjustedP float64
 	// Significant: AdjustedP is within the level available at this look.
 	Significant bool
-	// Large: the change reaches the practical thresholds.
+	// Large: the point estimates reach the practical thresholds: the
+	// quantile ratio and an increase ≥ max(MinAbsChange, Width); for errors
+	// +ErrorPoints and ×ErrorRatio.
 	Large bool
 	// Enough: both arms have the requests this check needs, and it could
 	// be tested. Only such checks are gated.
@@ -215,8 +239,8 @@ type Result struct {
 	// Reason is one sentence for humans.
 	Reason string
 	// Findings hold one entry per check, in the order p50, p95, p99, errors
-	// (then traffic), or none when the comparison could not start (no
-	// traffic, invalid input).
+	// (then traffic in a service result). When the comparison could not
+	// start (no traffic, invalid input) they are empty, but for traffic.
 	Findings []Finding
 	// BaselineRequests and CandidateRequests are the arms' request counts.
 	BaselineRequests, CandidateRequests float64
@@ -267,13 +291,10 @@ func evaluate(base, cand Arm, th Thresholds, look Look) (Result, bool) {
 	r.Alpha = LookAlpha(th.Alpha, look)
 	for _, a := range []struct {
 		name string
-		h    Histogram
-	}{{"baseline", base.Latency}, {"candidate", cand.Latency}} {
-		if len(a.h.Bounds) == 0 && len(a.h.Counts) == 0 {
-			continue // no latency data: the latency checks lack data
-		}
-		if err := a.h.Validate(); err != nil {
-			r.Reason = fmt.Sprintf("inconclusive: %s latency: %v", a.name, err)
+		arm  Arm
+	}{{"baseline", base}, {"candidate", cand}} {
+		if err := a.arm.validate(); err != nil {
+			r.Reason = fmt.Sprintf("inconclusive: %s %v", a.name, err)
 			return r, false
 		}
 	}
@@ -389,7 +410,7 @@ type levels struct{ look, full float64 }
 // not at this look's stays inconclusive until more data arrives.
 func judge(f *Finding, adjusted float64, lv levels, th Thresholds) {
 	f.AdjustedP = adjusted
-	f.Significant = f.Enough && adjusted <= lv.look
+	f.Significant = f.Enough && lv.look > 0 && adjusted <= lv.look
 	switch {
 	case !f.Enough:
 		f.Verdict = Inconclusive

@@ -40,12 +40,17 @@ type Histogram struct {
 // Prometheus classic histogram exposes them (le buckets). Like
 // histogram_quantile it forces the cumulative counts to be monotonic:
 // a count below its predecessor (scrapes of different buckets at different
-// times) is raised to it.
+// times) is raised to it. A NaN count stays NaN in its bucket, so that
+// Validate rejects the histogram.
 func FromCumulative(bounds, cumulative []float64) Histogram {
 	h := Histogram{Bounds: append([]float64(nil), bounds...), Counts: make([]float64, len(cumulative))}
 	prev := 0.0
 	for i, c := range cumulative {
-		if c < prev || math.IsNaN(c) {
+		switch {
+		case math.IsNaN(c):
+			h.Counts[i] = c // missing data: Validate rejects it
+			continue
+		case c < prev:
 			c = prev
 		}
 		h.Counts[i] = c - prev
@@ -294,16 +299,18 @@ func align(hs ...Histogram) []Histogram {
 		}
 	}
 	sort.Float64s(edges)
-	kept := edges[:0]
+	unique := edges[:0]
 	for _, e := range edges {
-		if len(kept) > 0 && sameBound(kept[len(kept)-1], e) {
-			continue
-		}
-		if knownEverywhere(out, e) {
-			kept = append(kept, e)
+		if len(unique) == 0 || !sameBound(unique[len(unique)-1], e) {
+			unique = append(unique, e)
 		}
 	}
-	bounds := append([]float64(nil), kept...)
+	var bounds []float64
+	for _, e := range unique {
+		if knownEverywhere(out, e) {
+			bounds = append(bounds, e)
+		}
+	}
 	if hasInf {
 		bounds = append(bounds, math.Inf(1))
 	}

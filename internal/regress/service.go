@@ -105,16 +105,17 @@ func serviceArms(ops []Operation) (base, cand Arm, err error) {
 			sum  *Arm
 			hs   *[]Histogram
 		}{{"baseline", o.Base, &base, &hb}, {"candidate", o.Cand, &cand, &hc}} {
-			a.sum.Requests += a.arm.requestCount()
-			a.sum.Errors += a.arm.errorCount()
-			h := a.arm.Latency
-			if len(h.Bounds) == 0 && len(h.Counts) == 0 {
+			if verr := a.arm.validate(); verr != nil {
+				if err == nil {
+					err = fmt.Errorf("operation %q %s %w", o.Name, a.side, verr)
+				}
 				continue
 			}
-			if verr := h.Validate(); verr != nil && err == nil {
-				err = fmt.Errorf("operation %q %s latency: %w", o.Name, a.side, verr)
+			a.sum.Requests += a.arm.requestCount()
+			a.sum.Errors += a.arm.errorCount()
+			if h := a.arm.Latency; len(h.Bounds) > 0 {
+				*a.hs = append(*a.hs, h)
 			}
-			*a.hs = append(*a.hs, h)
 		}
 	}
 	if err != nil || len(hb) == 0 || len(hc) == 0 {
