@@ -61,6 +61,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	serve := newServeCmd(app)
 	gateC := newGateCmd(app)
+	rulesC := newRulesCmd(app)
 	app.Command("version", "Print the version and exit.")
 
 	cmd, err := app.Parse(args)
@@ -82,6 +83,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = serve.run(ctx, stderr)
 	case "gate":
 		return gateC.run(ctx, stdout, stderr)
+	case "rules print":
+		err = rulesC.print(stdout)
+	case "rules check":
+		return rulesC.check(stdout, stderr)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "spanwatch %s: %v\n", cmd, err)

@@ -77,3 +77,25 @@ func TestRemoteWriteConfigsMergeFlags(t *testing.T) {
 	require.Equal(t, export.DefaultRemoteWriteConfig().QueueSnapshots, got[1].QueueSnapshots)
 	require.Equal(t, map[string]string{"replica": "own"}, f.RemoteWrite[0].ExternalLabels, "the config file's entries are not modified")
 }
+
+func TestRulesPrintAndCheck(t *testing.T) {
+	code, out, errOut := runCLI("rules", "print")
+	require.Equal(t, exitOK, code, errOut)
+	require.Contains(t, out, "traces_span_metrics_duration_milliseconds_bucket")
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "spanwatch.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte("exposition:\n  naming: legacy\n  namespace: jaeger_spm\n"), 0o644))
+	code, out, errOut = runCLI("rules", "print", "--config.file="+cfg)
+	require.Equal(t, exitOK, code, errOut)
+	require.Contains(t, out, "jaeger_spm_latency_bucket")
+	pack := filepath.Join(dir, "pack.yml")
+	require.NoError(t, os.WriteFile(pack, []byte(out), 0o644))
+	code, out, errOut = runCLI("rules", "check", pack)
+	require.Equal(t, exitOK, code, errOut)
+	require.Contains(t, out, "SUCCESS: 5 rules in 1 groups")
+	bad := filepath.Join(dir, "bad.yml")
+	require.NoError(t, os.WriteFile(bad, []byte("groups:\n  - name: x\n    rules:\n      - alert: A\n        expr: rate(\n"), 0o644))
+	code, _, errOut = runCLI("rules", "check", bad)
+	require.Equal(t, exitFailure, code)
+	require.Contains(t, errOut, "bad.yml")
+}

@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"os"
+	"os/signal"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -70,6 +73,17 @@ func newServeCmd(a *kingpin.Application) *serveCmd {
 		PlaceHolder("<url>").StringsVar(&c.remoteWriteURL)
 	cmd.Flag("remote-write.external-label", "Label added to every series sent by remote write, e.g. replica=$(POD_NAME), so replicas stay apart (repeatable; a config entry's own external_labels win).").
 		PlaceHolder("<name>=<value>").StringMapVar(&c.externalLabels)
+	cmd.Flag("rules.file", "Prometheus rule file to evaluate (repeatable; globs allowed). Reloaded on SIGHUP and POST /-/reload.").
+		PlaceHolder("<path>").StringsVar(&c.opts.RuleFiles)
+	cmd.Flag("rules.builtin", "Evaluate the built-in service-performance alert pack (see `spanwatch rules print`).").
+		Default("true").BoolVar(&c.opts.RulesBuiltin)
+	cmd.Flag("alertmanager.url", "Send alerts to this Alertmanager (API v2; repeatable).").
+		PlaceHolder("<url>").StringsVar(&c.opts.AlertmanagerURLs)
+	cmd.Flag("alert.webhook.url", "Post alerts to this URL in the Alertmanager webhook format (repeatable).").
+		PlaceHolder("<url>").StringsVar(&c.opts.WebhookURLs)
+	cmd.Flag("web.external-url", "URL under which spanwatch is reached, for links in alerts.").
+		PlaceHolder("<url>").StringVar(&c.opts.ExternalURL)
+	cmd.Flag("web.enable-lifecycle", "Serve POST /-/reload.").BoolVar(&c.opts.EnableLifecycle)
 	cmd.Flag("log.level", "Only log messages with the given severity or above: debug, info, warn, error.").
 		Default("info").EnumVar(&c.logLevel, "debug", "info", "warn", "error")
 	cmd.Flag("log.format", "Output format of log messages: logfmt or json.").
@@ -110,6 +124,19 @@ func (c *serveCmd) run(ctx context.Context, stderr io.Writer) error {
 	if err != nil {
 		return usageError{err}
 	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer func() {
+		signal.Stop(hup)
+		close(hup)
+	}()
+	go func() {
+		for range hup {
+			if err := a.Reload(); err != nil {
+				logger.Error("reload failed", "err", err)
+			}
+		}
+	}()
 	return a.Run(ctx)
 }
 

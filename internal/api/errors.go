@@ -107,3 +107,5 @@ func constructionError(err error) *apiError {
 	}
 	return invalidParam(err, "query")
 }
+
+var errBadRuleType = errors.New(`type must be "alert" or "record"`)

@@ -25,6 +25,7 @@ import (
 	"github.com/spanwatch/spanwatch/internal/export"
 	"github.com/spanwatch/spanwatch/internal/ingest"
 	"github.com/spanwatch/spanwatch/internal/query"
+	"github.com/spanwatch/spanwatch/internal/rules"
 	"github.com/spanwatch/spanwatch/internal/spanmetrics"
 	"github.com/spanwatch/spanwatch/internal/store"
 	"github.com/spanwatch/spanwatch/internal/web"
@@ -54,6 +55,18 @@ type Options struct {
 	QueryURL string
 	// RemoteWrite lists the remote-write destinations of every snapshot.
 	RemoteWrite []export.RemoteWriteConfig
+	// RuleFiles are Prometheus rule files (paths or globs).
+	RuleFiles []string
+	// RulesBuiltin runs the built-in service-performance pack.
+	RulesBuiltin bool
+	// AlertmanagerURLs receive alerts (API v2).
+	AlertmanagerURLs []string
+	// WebhookURLs receive the Alertmanager webhook payload.
+	WebhookURLs []string
+	// ExternalURL is the URL spanwatch is reached at, for alert links.
+	ExternalURL string
+	// EnableLifecycle serves POST /-/reload.
+	EnableLifecycle bool
 	// ShutdownTimeout bounds each shutdown step.
 	ShutdownTimeout time.Duration
 	// Logger; nil discards.
@@ -70,6 +83,7 @@ func DefaultOptions() Options {
 		StorageMode:     StorageTSDB,
 		Storage:         store.DefaultOptions(),
 		Query:           query.DefaultOptions(),
+		RulesBuiltin:    true,
 		MetricsAddress:  ":8889",
 		WebAddress:      ":8890",
 		ShutdownTimeout: 30 * time.Second,
@@ -100,6 +114,7 @@ type App struct {
 	store    *store.Store
 	engine   *query.Engine
 	remotes  []*export.RemoteWriter
+	rules    *rules.Manager
 	metrics  *web.Server
 	web      *web.Server
 	sinks    []sink
@@ -170,6 +185,10 @@ func New(opts Options) (*App, error) {
 		_ = a.closeStore()
 		return nil, err
 	}
+	if err := a.newRules(wmux); err != nil {
+		_ = a.closeStore()
+		return nil, err
+	}
 	if opts.EnablePprof {
 		wmux.HandleFunc("/debug/pprof/", pprof.Index)
 		wmux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -196,6 +215,9 @@ func (a *App) Start() error {
 	}
 	for _, r := range a.remotes {
 		r.Start()
+	}
+	if a.rules != nil {
+		a.rules.Start()
 	}
 	a.stopFlush, a.flushDone = make(chan struct{}), make(chan struct{})
 	go a.flushLoop()
@@ -268,6 +290,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 			close(a.stopFlush)
 			<-a.flushDone
 			a.Flush()
+		}
+		if a.rules != nil {
+			a.rules.Stop()
 		}
 		// Remote-write queues drain concurrently, so that one dead endpoint
 		// does not delay the others.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/spanwatch/spanwatch/internal/export"
 	"github.com/spanwatch/spanwatch/internal/gate"
+	"github.com/spanwatch/spanwatch/internal/rules"
 	"github.com/spanwatch/spanwatch/internal/spanmetrics"
 )
 
@@ -28,6 +29,8 @@ type File struct {
 	RemoteWrite []export.RemoteWriteConfig `yaml:"remote_write"`
 	// Gate holds the defaults of `spanwatch gate` (thresholds, waiting).
 	Gate gate.Config `yaml:"gate"`
+	// Rules configures rule evaluation and the built-in alert pack.
+	Rules rules.Config `yaml:"rules"`
 }
 
 // section is one top-level key and the Validate of the value it decodes into.
@@ -43,6 +46,7 @@ func (f *File) sections() []section {
 		{"exposition", f.Exposition.Validate},
 		{"remote_write", f.validateRemoteWrite},
 		{"gate", f.Gate.Validate},
+		{"rules", f.Rules.Validate},
 	}
 }
 
@@ -68,6 +72,7 @@ func Default() *File {
 		SpanMetrics: spanmetrics.DefaultConfig(),
 		Exposition:  spanmetrics.DefaultNamingConfig(),
 		Gate:        gate.DefaultConfig(),
+		Rules:       rules.DefaultConfig(),
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/spanwatch/spanwatch/internal/export"
 	"github.com/spanwatch/spanwatch/internal/gate"
+	"github.com/spanwatch/spanwatch/internal/rules"
 	"github.com/spanwatch/spanwatch/internal/spanmetrics"
 	"github.com/spanwatch/spanwatch/internal/testutil"
 )
@@ -210,7 +211,7 @@ exposition:
 		{
 			name:    "collector config",
 			in:      "connectors:\n  spanmetrics: {}\n",
-			wantErr: []string{`config.yaml:1: connectors: unknown key (sections are spanmetrics, exposition, remote_write, gate)`},
+			wantErr: []string{`config.yaml:1: connectors: unknown key (sections are spanmetrics, exposition, remote_write, gate, rules)`},
 		},
 		{
 			name: "unknown key in a section",
@@ -320,7 +321,7 @@ exposition:
 		{
 			name:    "top level is not a mapping",
 			in:      "- spanmetrics\n",
-			wantErr: []string{`config.yaml:1: expected a mapping of sections (spanmetrics, exposition, remote_write, gate), got a list`},
+			wantErr: []string{`config.yaml:1: expected a mapping of sections (spanmetrics, exposition, remote_write, gate, rules), got a list`},
 		},
 		{
 			name: "syntax error",
@@ -505,6 +506,19 @@ func TestLoadFull(t *testing.T) {
 			ErrorRate: gate.ErrorRate{MinIncrease: 0.01, MinRatio: 3}, MinRequests: gate.Quantiles{P50: 50, P95: 300, P99: 2000},
 			SRMAlpha: 0.0001, CandidateShare: 0.2, OnInconclusive: "fail",
 		},
+		Rules: rules.Config{
+			EvaluationInterval: time.Minute,
+			ExternalLabels:     map[string]string{"cluster": "prod"},
+			Builtin: rules.PackConfig{
+				Enabled: false, Interval: time.Minute, RateWindow: 10 * time.Minute, MinRequestRate: 1,
+				Labels:         map[string]string{"team": "shop"},
+				P95Regression:  rules.ChangeAlert{AlertConfig: rules.AlertConfig{Enabled: false, For: 20 * time.Minute, Labels: map[string]string{"severity": "page"}}, Threshold: 0.3, Offset: 24 * time.Hour},
+				P99Spike:       rules.LatencyAlert{AlertConfig: rules.AlertConfig{Enabled: false, For: 10 * time.Minute, Labels: map[string]string{"severity": "page"}}, ThresholdMS: 3000},
+				ErrorRate:      rules.RatioAlert{AlertConfig: rules.AlertConfig{Enabled: false, For: 10 * time.Minute, Labels: map[string]string{"severity": "page"}}, Threshold: 0.1},
+				SlowOperation:  rules.LatencyAlert{AlertConfig: rules.AlertConfig{Enabled: false, For: 30 * time.Minute, Labels: map[string]string{"severity": "page"}}, ThresholdMS: 2000},
+				ThroughputDrop: rules.ChangeAlert{AlertConfig: rules.AlertConfig{Enabled: false, For: 10 * time.Minute, Labels: map[string]string{"severity": "page"}}, Threshold: 0.8, Offset: time.Hour},
+			},
+		},
 	}
 	require.Equal(t, want, f)
 
@@ -610,7 +624,11 @@ func leaves(v reflect.Value, path string) map[string]reflect.Value {
 	case t.Kind() == reflect.Struct && t != reflect.TypeFor[time.Time]():
 		for i := range t.NumField() {
 			name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
-			for p, l := range leaves(v.Field(i), joinKey(path, name)) {
+			sub := joinKey(path, name)
+			if name == "" { // ",inline": the fields belong to this mapping
+				sub = path
+			}
+			for p, l := range leaves(v.Field(i), sub) {
 				out[p] = l
 			}
 		}
@@ -638,13 +656,8 @@ func fieldByPath(t *testing.T, v reflect.Value, path string) reflect.Value {
 			}
 			v = v.Elem()
 		}
-		found := false
-		for i := range v.NumField() {
-			if n, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("yaml"), ","); n == name {
-				v, found = v.Field(i), true
-				break
-			}
-		}
+		var found bool
+		v, found = fieldByKey(v, name)
 		require.True(t, found, "no key %s in %s", name, path)
 		if isIdx {
 			require.Equal(t, "0]", idx)
@@ -659,4 +672,21 @@ func fieldByPath(t *testing.T, v reflect.Value, path string) reflect.Value {
 		return reflect.Zero(v.Type())
 	}
 	return v
+}
+
+// fieldByKey finds the field with yaml key name in struct v, looking into
+// inline fields too.
+func fieldByKey(v reflect.Value, name string) (reflect.Value, bool) {
+	for i := range v.NumField() {
+		n, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("yaml"), ",")
+		if n == name {
+			return v.Field(i), true
+		}
+		if n == "" && v.Field(i).Kind() == reflect.Struct {
+			if f, ok := fieldByKey(v.Field(i), name); ok {
+				return f, true
+			}
+		}
+	}
+	return reflect.Value{}, false
 }

@@ -1,0 +1,118 @@
+package app_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/spanwatch/spanwatch/internal/app"
+)
+
+const goodRules = `groups:
+  - name: mine
+    rules:
+      - record: job:calls:rate5m
+        expr: sum by (job) (rate(traces_span_metrics_calls_total[5m]))
+      - alert: AnySpans
+        expr: sum(traces_span_metrics_calls_total) > 0
+        annotations:
+          summary: "{{ $value }} spans"
+`
+
+func getJSON(t *testing.T, url string, v any) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	if v != nil {
+		require.NoError(t, json.Unmarshal(body, v), "%s", body)
+	}
+	return resp.StatusCode
+}
+
+// TestRulesAPIAndReload: rule files and the built-in pack are served by
+// /api/v1/rules; a broken file on reload keeps the previous rules and
+// reports the error.
+func TestRulesAPIAndReload(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "mine.yml")
+	require.NoError(t, os.WriteFile(file, []byte(goodRules), 0o644))
+	a := startApp(t, nil, func(o *app.Options) {
+		o.RuleFiles = []string{filepath.Join(filepath.Dir(file), "*.yml")}
+		o.EnableLifecycle = true
+	})
+	base := "http://" + a.WebAddr().String()
+	groupsOf := func() map[string][]string {
+		var r struct {
+			Status string `json:"status"`
+			Data   struct {
+				Groups []struct {
+					Name  string `json:"name"`
+					File  string `json:"file"`
+					Rules []struct {
+						Name string `json:"name"`
+						Type string `json:"type"`
+					} `json:"rules"`
+				} `json:"groups"`
+			} `json:"data"`
+		}
+		require.Equal(t, http.StatusOK, getJSON(t, base+"/api/v1/rules", &r))
+		require.Equal(t, "success", r.Status)
+		out := map[string][]string{}
+		for _, g := range r.Data.Groups {
+			for _, rl := range g.Rules {
+				out[g.Name] = append(out[g.Name], rl.Type+":"+rl.Name)
+			}
+		}
+		return out
+	}
+	got := groupsOf()
+	require.Equal(t, []string{"recording:job:calls:rate5m", "alerting:AnySpans"}, got["mine"])
+	require.Contains(t, got["spanwatch_service_performance"], "alerting:ServiceLatencyP95Regression")
+	var alerts struct {
+		Status string `json:"status"`
+		Data   struct {
+			Alerts []any `json:"alerts"`
+		} `json:"data"`
+	}
+	require.Equal(t, http.StatusOK, getJSON(t, base+"/api/v1/alerts", &alerts))
+	require.Equal(t, "success", alerts.Status)
+
+	// A broken file: the reload fails, the old rules stay.
+	require.NoError(t, os.WriteFile(file, []byte("groups:\n  - name: mine\n    rules:\n      - alert: X\n        expr: sum(\n"), 0o644))
+	resp, err := http.Post(base+"/-/reload", "", nil)
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusInternalServerError, resp.StatusCode)
+	require.Contains(t, string(body), "mine.yml")
+	require.Equal(t, []string{"recording:job:calls:rate5m", "alerting:AnySpans"}, groupsOf()["mine"])
+	require.Equal(t, 0.0, counterValue(t, a.Registry(), "spanwatch_rules_last_reload_successful", nil)+gaugeValue(t, a, "spanwatch_rules_last_reload_successful"))
+
+	// Fixed: the reload applies it.
+	require.NoError(t, os.WriteFile(file, []byte(goodRules[:len(goodRules)-len("          summary: \"{{ $value }} spans\"\n")-len("        annotations:\n")]), 0o644))
+	resp, err = http.Post(base+"/-/reload", "", nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Equal(t, 1.0, gaugeValue(t, a, "spanwatch_rules_last_reload_successful"))
+}
+
+func gaugeValue(t *testing.T, a *app.App, name string) float64 {
+	t.Helper()
+	fams, err := a.Registry().Gather()
+	require.NoError(t, err)
+	for _, f := range fams {
+		if f.GetName() == name {
+			return f.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}

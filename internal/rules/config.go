@@ -1,0 +1,48 @@
+package rules
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/prometheus/common/model"
+
+	"github.com/spanwatch/spanwatch/internal/spanmetrics"
+)
+
+// Config is the `rules:` section of the config file.
+type Config struct {
+	// EvaluationInterval is the default interval of rule groups that set
+	// none (the recipe's rules use 30s).
+	EvaluationInterval time.Duration `yaml:"evaluation_interval"`
+	// ExternalLabels are added to every alert sent.
+	ExternalLabels map[string]string `yaml:"external_labels"`
+	// Builtin configures the built-in service-performance pack.
+	Builtin PackConfig `yaml:"builtin"`
+}
+
+// DefaultConfig returns the defaults: 30s, the pack on.
+func DefaultConfig() Config {
+	return Config{EvaluationInterval: 30 * time.Second, Builtin: DefaultPackConfig()}
+}
+
+// Validate checks the section; errors name the key.
+func (c *Config) Validate() error {
+	if c.EvaluationInterval < time.Second {
+		return &spanmetrics.FieldError{Path: "evaluation_interval", Err: fmt.Errorf("must be at least 1s, got %s", c.EvaluationInterval)}
+	}
+	for k := range c.ExternalLabels {
+		if !model.LabelName(k).IsValidLegacy() || strings.HasPrefix(k, "__") {
+			return &spanmetrics.FieldError{Path: "external_labels." + k, Err: fmt.Errorf("%q is not a valid label name", k)}
+		}
+	}
+	if err := c.Builtin.Validate(); err != nil {
+		var fe *spanmetrics.FieldError
+		if errors.As(err, &fe) {
+			return &spanmetrics.FieldError{Path: "builtin." + fe.Path, Err: fe.Err}
+		}
+		return &spanmetrics.FieldError{Path: "builtin", Err: err}
+	}
+	return nil
+}
