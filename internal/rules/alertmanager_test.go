@@ -160,6 +160,9 @@ func TestBuiltinPackNotifiesAlertmanager(t *testing.T) {
 	hook := httptest.NewServer(http.HandlerFunc(got.handler))
 	defer hook.Close()
 	am := startAlertmanager(t, hook.URL)
+	var direct received // --alert.webhook.url, straight from spanwatch
+	directHook := httptest.NewServer(http.HandlerFunc(direct.handler))
+	defer directHook.Close()
 
 	// Alertmanager resolves alerts whose end lies in the past, so the
 	// story ends now: slow from 20 to 2 minutes ago, recovered since. The
@@ -186,6 +189,7 @@ func TestBuiltinPackNotifiesAlertmanager(t *testing.T) {
 		EvaluationInterval: 30 * time.Second,
 		ExternalURL:        "http://spanwatch.example:8890",
 		AlertmanagerURLs:   []string{am},
+		WebhookURLs:        []string{directHook.URL},
 		QueryFunc:          prules.EngineQueryFunc(h.eng.Engine, h.store.Queryable()),
 		Appendable:         h.store.Appendable(),
 		Queryable:          h.store.Queryable(),
@@ -213,4 +217,16 @@ func TestBuiltinPackNotifiesAlertmanager(t *testing.T) {
 	require.True(t, strings.Contains(fmt.Sprint(ann), "%"), "humanizePercentage renders a percentage: %v", ann)
 	require.Eventually(t, func() bool { return got.find("resolved", "ServiceLatencyP95Regression") != nil }, 30*time.Second, 100*time.Millisecond,
 		"the resolved notification follows the recovery")
+
+	// The webhook got the same story in Alertmanager's payload format.
+	require.Eventually(t, func() bool { return direct.find("resolved", "ServiceLatencyP95Regression") != nil }, 10*time.Second, 50*time.Millisecond)
+	df := direct.find("firing", "ServiceLatencyP95Regression")
+	require.NotNil(t, df)
+	require.Equal(t, "checkout", df["labels"].(map[string]any)["service_name"])
+	require.Contains(t, df["annotations"].(map[string]any)["summary"], "checkout")
+	direct.mu.Lock()
+	require.Equal(t, "4", direct.msgs[0]["version"])
+	require.Contains(t, []any{"firing", "resolved"}, direct.msgs[0]["status"])
+	require.Equal(t, "http://spanwatch.example:8890", direct.msgs[0]["externalURL"])
+	direct.mu.Unlock()
 }
