@@ -511,7 +511,7 @@ func TestLoadFull(t *testing.T) {
 			ExternalLabels:     map[string]string{"cluster": "prod"},
 			Builtin: rules.PackConfig{
 				Enabled: false, Interval: time.Minute, RateWindow: 10 * time.Minute, MinRequestRate: 1,
-				Labels:         map[string]string{"team": "shop"},
+				Labels: map[string]string{"team": "shop"}, GroupBy: []string{"k8s_namespace"},
 				P95Regression:  rules.ChangeAlert{AlertConfig: rules.AlertConfig{Enabled: false, For: 20 * time.Minute, Labels: map[string]string{"severity": "page"}}, Threshold: 0.3, Offset: 24 * time.Hour},
 				P99Spike:       rules.LatencyAlert{AlertConfig: rules.AlertConfig{Enabled: false, For: 10 * time.Minute, Labels: map[string]string{"severity": "page"}}, ThresholdMS: 3000},
 				ErrorRate:      rules.RatioAlert{AlertConfig: rules.AlertConfig{Enabled: false, For: 10 * time.Minute, Labels: map[string]string{"severity": "page"}}, Threshold: 0.1},

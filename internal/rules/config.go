@@ -33,7 +33,7 @@ func (c *Config) Validate() error {
 		return &spanmetrics.FieldError{Path: "evaluation_interval", Err: fmt.Errorf("must be at least 1s, got %s", c.EvaluationInterval)}
 	}
 	for k := range c.ExternalLabels {
-		if !model.LabelName(k).IsValidLegacy() || strings.HasPrefix(k, "__") {
+		if !model.LegacyValidation.IsValidLabelName(k) || strings.HasPrefix(k, "__") {
 			return &spanmetrics.FieldError{Path: "external_labels." + k, Err: fmt.Errorf("%q is not a valid label name", k)}
 		}
 	}

@@ -309,7 +309,7 @@ type builder struct {
 	by     string // the grouping labels: service, span name, const labels, group_by
 	window string
 	unit   string  // "ms" or "s"
-	scale  float64 // milliseconds → histogram unit
+	perMS  float64 // milliseconds per histogram unit
 	vfmt   string  // printf format of a latency $value
 }
 
@@ -329,10 +329,10 @@ func newBuilder(n *spanmetrics.Names, c *PackConfig) *builder {
 		n: n, c: c,
 		by:     strings.Join(keep, ", "),
 		window: dur(c.RateWindow),
-		unit:   spanmetrics.UnitMilliseconds, scale: 1, vfmt: "%.0f",
+		unit:   spanmetrics.UnitMilliseconds, perMS: 1, vfmt: "%.0f",
 	}
 	if n.Unit == spanmetrics.UnitSeconds {
-		b.unit, b.scale, b.vfmt = spanmetrics.UnitSeconds, 1e-3, "%.3f"
+		b.unit, b.perMS, b.vfmt = spanmetrics.UnitSeconds, 1000, "%.3f"
 	}
 	return b
 }
@@ -382,7 +382,7 @@ func (b *builder) p95Regression() rule {
 
 func (b *builder) p99Spike() rule {
 	a := &b.c.P99Spike
-	th := a.ThresholdMS * b.scale
+	th := a.ThresholdMS / b.perMS
 	expr := fmt.Sprintf("%s > %s\n%s", b.quantile(0.99, 0), num(th), b.busyGuard(0))
 	return b.rule(AlertP99Spike, expr, &a.AlertConfig, map[string]string{
 		"summary": "Service {{ $labels.service_name }} P99 latency spike",
@@ -404,7 +404,7 @@ func (b *builder) errorRate() rule {
 
 func (b *builder) slowOperation() rule {
 	a := &b.c.SlowOperation
-	th := a.ThresholdMS * b.scale
+	th := a.ThresholdMS / b.perMS
 	expr := fmt.Sprintf("%s > %s\n%s", b.quantile(0.5, 0), num(th), b.busyGuard(0))
 	return b.rule(AlertSlowOperation, expr, &a.AlertConfig, map[string]string{
 		"summary": fmt.Sprintf("Slow operation detected: %s/%s", "{{ $labels.service_name }}", b.op()),

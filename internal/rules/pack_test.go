@@ -130,6 +130,12 @@ func TestPackUnits(t *testing.T) {
 	require.Contains(t, alerts[AlertSlowOperation].Expr, "[5m]))) > 1\n")
 	require.Contains(t, alerts[AlertP99Spike].Annotations["description"], `{{ printf "%.3f" $value }} s (threshold 5 s)`)
 
+	c := DefaultPackConfig()
+	c.SlowOperation.ThresholdMS = 300
+	b, err = Pack(n, c)
+	require.NoError(t, err)
+	require.Contains(t, alertsOf(parsePack(t, b))[AlertSlowOperation].Expr, "[5m]))) > 0.3\n")
+
 	b, err = Pack(packNamings[0].names, DefaultPackConfig())
 	require.NoError(t, err)
 	alerts = alertsOf(parsePack(t, b))
@@ -191,6 +197,19 @@ func TestPackGroupBy(t *testing.T) {
 			require.Contains(t, r.Expr, "and on (service_name, operation, cluster, deployment_environment)", a)
 		}
 	}
+}
+
+func TestPackAllDisabled(t *testing.T) {
+	c := DefaultPackConfig()
+	for _, a := range []*AlertConfig{&c.P95Regression.AlertConfig, &c.P99Spike.AlertConfig,
+		&c.ErrorRate.AlertConfig, &c.SlowOperation.AlertConfig, &c.ThroughputDrop.AlertConfig} {
+		a.Enabled = false
+	}
+	b, err := Pack(packNamings[0].names, c)
+	require.NoError(t, err)
+	rgs := parsePack(t, b)
+	require.Len(t, rgs.Groups, 1)
+	require.Empty(t, rgs.Groups[0].Rules)
 }
 
 func TestPackErrors(t *testing.T) {
