@@ -225,6 +225,11 @@ type Finding struct {
 	// quantile ratio and an increase ≥ max(MinAbsChange, Width); for errors
 	// +ErrorPoints and ×ErrorRatio.
 	Large bool
+	// BelowResolution: the change reaches the ratio and absolute
+	// thresholds but not one bucket width, so these buckets cannot tell
+	// whether it is large; if it is significant the check is inconclusive
+	// rather than a pass.
+	BelowResolution bool
 	// Enough: both arms have the requests this check needs, and it could
 	// be tested. Only such checks are gated.
 	Enough bool
@@ -255,8 +260,9 @@ type Result struct {
 //
 //   - Regression if a gated check is significant after Holm's adjustment at
 //     the look's level and practically large;
-//   - Pass if every check had enough data and none would be a regression
-//     even at the full Thresholds.Alpha of a single look;
+//   - Pass if every check had enough data and none may be a regression: no
+//     point estimate reaches the practical thresholds, and no significant
+//     change is too small for the buckets to size;
 //   - Inconclusive otherwise, including no traffic in an arm and invalid
 //     input. Missing data never passes.
 func Compare(base, cand Arm, th Thresholds, look Look) Result {
@@ -347,7 +353,9 @@ func latencyFinding(check string, q, minN, minRatio float64, b, c Histogram, th 
 		f.BaselineEvents, f.CandidateEvents = ex.BaseAbove, ex.CandAbove
 	}
 	testable := !math.IsInf(f.Width, 1) && !math.IsNaN(f.PValue)
-	f.Large = testable && f.Ratio >= minRatio && f.Candidate-f.Baseline >= math.Max(th.MinAbsChange, f.Width)
+	delta := f.Candidate - f.Baseline
+	f.Large = testable && f.Ratio >= minRatio && delta >= math.Max(th.MinAbsChange, f.Width)
+	f.BelowResolution = testable && !f.Large && f.Ratio >= minRatio && delta >= th.MinAbsChange && delta < f.Width
 	f.Enough = testable && math.Min(f.BaselineN, f.CandidateN) >= minN
 	return f
 }
@@ -404,10 +412,13 @@ func rateRatioCI(xb, nb, xc, nc, conf float64) (ratio, lo, hi float64) {
 type levels struct{ look, full float64 }
 
 // judge sets the adjusted p-value, significance, the check's verdict and its
-// reason. A check passes only if it would not be a regression even at the
-// full level, so that spending alpha over looks never makes a pass easier
-// than in a single look; a large change significant at the full level but
-// not at this look's stays inconclusive until more data arrives.
+// reason. A check passes only when the data rule a regression out: a change
+// whose point estimate is large stays inconclusive until it is significant
+// (a regression) or more data shrinks it, whatever the look; a significant
+// change that the buckets are too coarse to size (BelowResolution) is
+// inconclusive too. So spending alpha over looks never makes a pass easier
+// than in a single look, and enough requests alone never pass a change
+// that may be a regression.
 func judge(f *Finding, adjusted float64, lv levels, th Thresholds) {
 	f.AdjustedP = adjusted
 	f.Significant = f.Enough && lv.look > 0 && adjusted <= lv.look
@@ -416,7 +427,9 @@ func judge(f *Finding, adjusted float64, lv levels, th Thresholds) {
 		f.Verdict = Inconclusive
 	case f.Significant && f.Large:
 		f.Verdict = Regression
-	case f.Large && adjusted <= lv.full:
+	case f.Large:
+		f.Verdict = Inconclusive
+	case f.BelowResolution && adjusted <= lv.full:
 		f.Verdict = Inconclusive
 	default:
 		f.Verdict = Pass

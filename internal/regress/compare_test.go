@@ -70,9 +70,10 @@ func TestCompare(t *testing.T) {
 		{
 			// Significant, but classic buckets cannot show a change as large
 			// as a bucket (40 ms around the median, 100 ms around P95).
-			name: "+20 %, classic: below one bucket", want: Pass,
+			name: "+20 %, classic: significant but within one bucket: inconclusive, not a pass", want: Inconclusive,
 			base: arm(classic, 10000, 40, 0.6, 0), cand: arm(classic, 10000, 48, 0.6, 0),
-			checks: map[string]Verdict{CheckP50: Pass, CheckP95: Pass},
+			checks: map[string]Verdict{CheckP50: Inconclusive, CheckP95: Inconclusive},
+			reason: "too coarse to tell whether it is large",
 		},
 		{
 			name: "+5 %, native: significant but small", want: Pass,
@@ -152,7 +153,7 @@ func TestCompare(t *testing.T) {
 			// nor passes yet.
 			name: "+15 % at an early look", want: Inconclusive, look: Look{Index: 1, Total: 20},
 			base: arm(native, 1000, 40, 0.6, 0), cand: arm(native, 1000, 46, 0.6, 0),
-			reason: "large change not yet significant at this look's α: wait for more data",
+			reason: "large change not yet significant: wait for more data",
 		},
 		{
 			name: "+15 % in a single look", want: Regression, look: Look{Index: 1, Total: 1},

@@ -88,8 +88,11 @@ func need(f Finding, th Thresholds) string {
 		return "no traffic"
 	}
 	switch {
+	case f.Enough && f.BelowResolution:
+		return fmt.Sprintf("significant change of %s within one bucket (%s ms wide): too coarse to tell whether it is large; native histograms measure it",
+			fmtChange(f.Ratio), fmtMs(f.Width))
 	case f.Enough:
-		return "large change not yet significant at this look's α: wait for more data"
+		return "large change not yet significant: wait for more data"
 	case f.Check != CheckErrors && (f.BaselineN == 0 || f.CandidateN == 0):
 		return "no latency data in an arm"
 	case f.Check != CheckErrors && math.IsInf(f.Width, 1):
