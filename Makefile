@@ -7,7 +7,15 @@ LDFLAGS  := -X github.com/spanwatch/spanwatch/internal/buildinfo.Version=$(VERSI
 GOLANGCI_LINT_VERSION ?= v2.15.0
 FUZZTIME ?= 60s
 
-.PHONY: build test bench lint fuzz
+.PHONY: build test bench lint fuzz ui run
+
+# The web UI bundle (npm + esbuild), embedded by go:embed; without it the
+# binary serves a page that says how to build it.
+ui:
+	cd ui && npm ci && npm run build
+
+run: ui
+	$(GO) run ./cmd/spanwatch serve
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/spanwatch

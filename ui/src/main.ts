@@ -1,0 +1,192 @@
+// spanwatch UI entry: router, time range picker, error banner.
+
+import "./app.css";
+import { APIError, warningListeners } from "./api";
+import { clear, h } from "./dom";
+import { renderCompare } from "./pages/compare";
+import { renderService } from "./pages/service";
+import { renderServices } from "./pages/services";
+import { DEFAULT_RANGE, params, RANGES, setParams, timeRange } from "./state";
+
+const main = document.getElementById("main")!;
+const errors = document.getElementById("errors")!;
+const rangeEl = document.getElementById("range")!;
+
+/** A page's render: returns a cleanup function (charts, timers) or nothing. */
+export type Cleanup = (() => void) | void;
+
+let cleanup: Cleanup;
+let generation = 0;
+
+/** Shows an error in the banner; API errors say which request failed. */
+export function showError(e: unknown) {
+  if (e instanceof DOMException && e.name === "AbortError") return;
+  let text: string;
+  if (e instanceof APIError) {
+    const kind = e.status ? `${e.errorType}, HTTP ${e.status}` : e.errorType;
+    text = `${e.what}: ${e.message} (${kind})`;
+  } else {
+    text = e instanceof Error ? e.message : String(e);
+  }
+  console.error(e);
+  for (const li of errors.querySelectorAll("li")) if (li.dataset.text === text) return;
+  let list = errors.querySelector("ul");
+  if (!list) {
+    list = h("ul");
+    clear(
+      errors,
+      h("div", { class: "errors-head" }, h("strong", {}, "The API returned errors"), h("button", { type: "button", class: "link", onclick: () => clear(errors) }, "Dismiss")),
+      list,
+    );
+  }
+  const li = h("li", {}, text);
+  li.dataset.text = text;
+  list.appendChild(li);
+}
+
+warningListeners.push((w, what) => showWarning(`${what}: ${w}`));
+
+/** Shows an API warning (a PromQL annotation) above the page. */
+function showWarning(text: string) {
+  let box = main.querySelector(".warnings");
+  if (!box) {
+    box = h("div", { class: "warnings", role: "status" });
+    main.prepend(box);
+  }
+  const line = "Warning: " + text;
+  if (![...box.children].some((c) => c.textContent === line)) box.appendChild(h("p", {}, line));
+}
+
+/** Whether the page that started at `gen` is still the current one. */
+export function current(gen: number): boolean {
+  return gen === generation;
+}
+
+async function route() {
+  if (typeof cleanup === "function") cleanup();
+  cleanup = undefined;
+  const gen = ++generation;
+  clear(errors);
+  renderRangePicker();
+  const path = location.pathname;
+  for (const a of document.querySelectorAll<HTMLAnchorElement>("header nav a")) {
+    const page = a.dataset.page;
+    const active = (page === "services" && (path === "/" || path.startsWith("/service/"))) || (page === "compare" && path.startsWith("/compare"));
+    if (active) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  clear(main);
+  try {
+    if (path === "/" || path === "/services") {
+      cleanup = await renderServices(main, gen);
+    } else if (path.startsWith("/service/")) {
+      cleanup = await renderService(main, decodeURIComponent(path.slice("/service/".length)), gen);
+    } else if (path === "/compare") {
+      cleanup = await renderCompare(main, gen);
+    } else {
+      clear(main, h("h1", {}, "Not found"), h("p", {}, "No page at ", h("code", {}, path), ". ", h("a", { href: "/", "data-nav": true }, "Back to services")));
+    }
+  } catch (e) {
+    if (!current(gen)) return;
+    showError(e);
+    clear(main, h("p", { class: "muted" }, "This page could not load: the error is shown above. ", h("button", { type: "button", onclick: () => rerender() }, "Retry")));
+  }
+}
+
+/** Navigates inside the app. */
+export function navigate(url: string) {
+  history.pushState(null, "", url);
+  void route();
+  main.focus({ preventScroll: true });
+  window.scrollTo(0, 0);
+}
+
+/** Re-renders the current page (after a parameter change). */
+export function rerender() {
+  void route();
+}
+
+function toLocalInput(sec: number): string {
+  const d = new Date(sec * 1000);
+  const pad = (n: number) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+}
+
+function renderRangePicker() {
+  const tr = timeRange();
+  const buttons = RANGES.map((r) =>
+    h(
+      "button",
+      {
+        type: "button",
+        "aria-pressed": String(!tr.custom && tr.label === r),
+        onclick: () => {
+          setParams({ range: r === DEFAULT_RANGE ? null : r, from: null, to: null }, true);
+          rerender();
+        },
+      },
+      r,
+    ),
+  );
+  const from = h("input", { type: "datetime-local", "aria-label": "From", value: toLocalInput(tr.start) });
+  const to = h("input", { type: "datetime-local", "aria-label": "To", value: toLocalInput(tr.end) });
+  const form = h(
+    "form",
+    {
+      class: "custom-range",
+      onsubmit: (ev: Event) => {
+        ev.preventDefault();
+        const f = Math.floor(new Date(from.value).getTime() / 1000);
+        const t = Math.floor(new Date(to.value).getTime() / 1000);
+        if (!Number.isFinite(f) || !Number.isFinite(t) || t <= f) {
+          showError(new Error("custom range: “to” must be after “from”"));
+          return;
+        }
+        setParams({ range: null, from: String(f), to: String(t) }, true);
+        rerender();
+      },
+    },
+    from,
+    h("span", { "aria-hidden": "true" }, "–"),
+    to,
+    h("button", { type: "submit", "aria-pressed": String(tr.custom) }, "Custom"),
+  );
+  const summary = h("summary", { class: tr.custom ? "active" : "", title: tr.custom ? `${new Date(tr.start * 1000).toLocaleString()} – ${new Date(tr.end * 1000).toLocaleString()}` : "Pick a custom range" }, "custom…");
+  const details = h("details", { class: "custom" }, summary, form);
+  const refresh = h("button", { type: "button", title: "Refresh (r)", "aria-label": "Refresh", onclick: () => rerender() }, "↻");
+  clear(rangeEl, ...buttons, details, refresh);
+}
+
+document.addEventListener("click", (ev) => {
+  const a = (ev.target as Element).closest?.("a[data-nav]") as HTMLAnchorElement | null;
+  if (!a || ev.defaultPrevented || ev.button !== 0 || ev.metaKey || ev.ctrlKey || ev.shiftKey || ev.altKey) return;
+  const url = new URL(a.href, location.href);
+  if (url.origin !== location.origin) return;
+  ev.preventDefault();
+  // Keep the time range when the link has none of its own.
+  const cur = params();
+  if (!url.searchParams.has("range") && !url.searchParams.has("from")) {
+    for (const k of ["range", "from", "to"]) {
+      const v = cur.get(k);
+      if (v !== null) url.searchParams.set(k, v);
+    }
+  }
+  navigate(url.pathname + url.search);
+});
+
+document.addEventListener("keydown", (ev) => {
+  const t = ev.target as HTMLElement;
+  if (ev.metaKey || ev.ctrlKey || ev.altKey || t.closest("input, select, textarea, [contenteditable]")) return;
+  if (ev.key === "r") rerender();
+  if (ev.key === "/") {
+    const f = document.querySelector<HTMLInputElement>("input[type=search]");
+    if (f) {
+      ev.preventDefault();
+      f.focus();
+    }
+  }
+});
+
+window.addEventListener("popstate", () => void route());
+window.addEventListener("unhandledrejection", (ev) => showError(ev.reason));
+void route();

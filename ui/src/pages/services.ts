@@ -1,0 +1,226 @@
+// Services: one row per service, sorted by impact (P95 × request rate).
+
+import { APIError, byLabel, compare, labelValues, naming, query, queryRange, val } from "../api";
+import { sparkline } from "../charts";
+import { clear, h, navLink } from "../dom";
+import { current, rerender, showError } from "../main";
+import { errorRatioQuery, fmtMs, fmtNum, fmtPct, kindMatcher, Matcher, Naming, promDuration, quantileQuery, selector, stepFor, sumRate } from "../promql";
+import { href, params, setParams, timeRange } from "../state";
+import { noTraffic } from "./empty";
+import { CompareData, verdictBadge } from "./verdict";
+
+export const KIND_CHOICES: [string, string][] = [
+  ["entry", "server + consumer"],
+  ["server", "server"],
+  ["consumer", "consumer"],
+  ["client", "client"],
+  ["producer", "producer"],
+  ["internal", "internal"],
+  ["all", "all kinds"],
+];
+
+interface Row {
+  name: string;
+  rate: number;
+  errors: number;
+  p95: number;
+  spark: (number | null)[];
+  versions: string[];
+  impact: number;
+}
+
+/** Natural order for versions: v1.10 after v1.9. */
+export function versionSort(a: string, b: string): number {
+  return a.localeCompare(b, undefined, { numeric: true, sensitivity: "base" });
+}
+
+/** Key of a sample by some of its labels. */
+export function keyOf(metric: Record<string, string>, by: string[]): string {
+  return by.map((l) => metric[l] ?? "").join("\u0000");
+}
+
+/** A quantile per group: native histogram where it has data, classic buckets otherwise. */
+export async function quantileBy(n: Naming, q: number, m: Matcher[], win: string, by: string[], time: number): Promise<Map<string, number>> {
+  const classic = n.classic ? query(quantileQuery(n, q, m, win, by, true), time, `P${q * 100} (classic buckets)`) : Promise.resolve([]);
+  const native = n.native ? query(quantileQuery(n, q, m, win, by), time, `P${q * 100} (native histograms)`) : Promise.resolve([]);
+  const out = new Map<string, number>();
+  for (const s of [...(await classic), ...(await native)]) {
+    const v = val(s);
+    if (Number.isFinite(v)) out.set(keyOf(s.metric, by), v);
+  }
+  return out;
+}
+
+export async function renderServices(main: HTMLElement, gen: number) {
+  const p = params();
+  const tr = timeRange(p);
+  const kind = p.get("kind") ?? "entry";
+  const filter = p.get("q") ?? "";
+  document.title = "Services · spanwatch";
+
+  const n = await naming();
+  if (!current(gen)) return;
+  if (!n) {
+    clear(main, h("h1", {}, "Services"), noTraffic());
+    return;
+  }
+  const win = promDuration(tr.seconds);
+  const km = kindMatcher(kind);
+  const callsSel = selector(n.calls, km);
+  const sparkStep = stepFor(tr.seconds, 60);
+  const live = promDuration(Math.min(300, tr.seconds));
+
+  const search = h("input", { type: "search", placeholder: "Filter services  ( / )", "aria-label": "Filter services", value: filter });
+  const kindSel = h("select", { "aria-label": "Span kind" }, ...KIND_CHOICES.map(([v, l]) => h("option", { value: v, selected: v === kind }, l)));
+  const status = h("p", { class: "muted", role: "status" }, "Loading…");
+  const tableBox = h("div", { class: "table-wrap" });
+  clear(
+    main,
+    h("div", { class: "page-head" }, h("h1", {}, "Services"), h("div", { class: "controls" }, search, h("label", {}, "Span kind ", kindSel))),
+    h("p", { class: "muted" }, `Request rate, errors and P95 over ${tr.custom ? "the chosen range" : "the last " + tr.label}, sorted by impact (P95 × request rate). Latencies from ${n.native ? "native histograms" : "classic buckets"}; names: ${n.calls}.`),
+    status,
+    tableBox,
+  );
+  kindSel.addEventListener("change", () => {
+    setParams({ kind: kindSel.value === "entry" ? null : kindSel.value }, true);
+    rerender();
+  });
+
+  const [names, rate, errs, p95, spark, versions] = await Promise.all([
+    labelValues("service_name", [n.calls], tr.start, tr.end, "service names"),
+    query(sumRate(callsSel, win, ["service_name"]), tr.end, "request rate"),
+    query(errorRatioQuery(n, km, win, ["service_name"]), tr.end, "error rate"),
+    quantileBy(n, 0.95, km, win, ["service_name"], tr.end),
+    queryRange(sumRate(callsSel, promDuration(Math.max(sparkStep, 60)), ["service_name"]), tr.start, tr.end, sparkStep, "request rate over time"),
+    query(`sum by (service_name, service_version) (increase(${selector(n.calls, [])}[${live}])) > 0`, tr.end, "live versions"),
+  ]);
+  if (!current(gen)) return;
+
+  const rateBy = byLabel(rate, "service_name");
+  const errBy = byLabel(errs, "service_name");
+  const sparkBy = new Map(spark.map((s) => [s.metric.service_name ?? "", s]));
+  const versBy = new Map<string, string[]>();
+  for (const s of versions) {
+    const v = s.metric.service_version;
+    if (!v) continue;
+    const svc = s.metric.service_name ?? "";
+    versBy.set(svc, [...(versBy.get(svc) ?? []), v].sort(versionSort));
+  }
+  const sparkXs: number[] = [];
+  for (let t = tr.start; t <= tr.end; t += sparkStep) sparkXs.push(t);
+  const rows: Row[] = names.map((name) => {
+    const r = val(rateBy.get(name));
+    const q = p95.get(name) ?? NaN;
+    const m = new Map((sparkBy.get(name)?.values ?? []).map(([t, v]) => [Math.round(t), Number(v)]));
+    return {
+      name,
+      rate: r,
+      errors: val(errBy.get(name)),
+      p95: q,
+      spark: sparkXs.map((t) => m.get(Math.round(t)) ?? null),
+      versions: versBy.get(name) ?? [],
+      impact: Number.isFinite(r) && Number.isFinite(q) ? r * q : NaN,
+    };
+  });
+  rows.sort((a, b) => {
+    const ai = Number.isFinite(a.impact) ? a.impact : -1;
+    const bi = Number.isFinite(b.impact) ? b.impact : -1;
+    if (ai !== bi) return bi - ai;
+    const ar = Number.isFinite(a.rate) ? a.rate : -1;
+    const br = Number.isFinite(b.rate) ? b.rate : -1;
+    return br - ar || a.name.localeCompare(b.name);
+  });
+
+  if (!rows.length) {
+    status.remove();
+    clear(tableBox, noTraffic(`No services in ${tr.custom ? "the chosen range" : "the last " + tr.label}`));
+    return;
+  }
+
+  const verdictCells = new Map<string, HTMLTableCellElement>();
+  const body = h("tbody");
+  for (const r of rows) {
+    const vcell = h("td", { class: "verdict-cell" }, r.versions.length >= 2 ? h("span", { class: "muted" }, "…") : h("span", { class: "muted", title: "one version served traffic: nothing to compare" }, "–"));
+    verdictCells.set(r.name, vcell);
+    const tr_ = h(
+      "tr",
+      { "data-name": r.name.toLowerCase() },
+      h("th", { scope: "row" }, navLink(href(`/service/${encodeURIComponent(r.name)}`, kind === "entry" ? {} : { kind }), r.name)),
+      h("td", { class: "num" }, Number.isFinite(r.rate) ? fmtNum(r.rate) + "/s" : "–"),
+      h("td", { class: "num" + (r.errors > 0.01 ? " bad" : "") }, fmtPct(r.errors)),
+      h("td", { class: "num" }, fmtMs(r.p95)),
+      h("td", { class: "spark-cell" }, sparkline(r.spark, `request rate of ${r.name} over the range`)),
+      h("td", {}, r.versions.length ? r.versions.map((v) => h("span", { class: "tag" }, v)) : h("span", { class: "muted" }, Number.isFinite(r.rate) ? "no service.version" : "idle")),
+      vcell,
+    );
+    body.appendChild(tr_);
+  }
+  const table = h(
+    "table",
+    { class: "data" },
+    h("caption", { class: "sr-only" }, "Services sorted by impact"),
+    h(
+      "thead",
+      {},
+      h(
+        "tr",
+        {},
+        h("th", { scope: "col" }, "Service"),
+        h("th", { scope: "col", class: "num" }, "Requests"),
+        h("th", { scope: "col", class: "num" }, "Errors"),
+        h("th", { scope: "col", class: "num" }, "P95"),
+        h("th", { scope: "col" }, "Requests over time"),
+        h("th", { scope: "col" }, `Live versions (last ${live})`),
+        h("th", { scope: "col" }, "Latest verdict"),
+      ),
+    ),
+    body,
+  );
+  clear(tableBox, table);
+  const applyFilter = () => {
+    const f = search.value.trim().toLowerCase();
+    let shown = 0;
+    for (const row of body.querySelectorAll<HTMLTableRowElement>("tr")) {
+      const ok = !f || (row.dataset.name ?? "").includes(f);
+      row.hidden = !ok;
+      if (ok) shown++;
+    }
+    status.textContent = f ? `${shown} of ${rows.length} services match “${search.value.trim()}”.` : `${rows.length} service${rows.length === 1 ? "" : "s"}.`;
+  };
+  search.addEventListener("input", () => {
+    setParams({ q: search.value.trim() || null });
+    applyFilter();
+  });
+  applyFilter();
+
+  // Latest verdict: the gate's comparison of the two versions that served
+  // traffic in its window (the same code as `spanwatch gate`), a few at a time.
+  const todo = rows.filter((r) => r.versions.length >= 2).map((r) => r.name);
+  let unavailable = false;
+  const worker = async () => {
+    for (let name = todo.shift(); name !== undefined; name = todo.shift()) {
+      if (!current(gen)) return;
+      const cell = verdictCells.get(name)!;
+      if (unavailable) {
+        clear(cell, h("span", { class: "muted", title: "POST /api/v1/compare is not available on this server" }, "n/a"));
+        continue;
+      }
+      try {
+        const d = await compare<CompareData>({ service: name, span_kind: kind === "entry" ? "server" : kind === "all" ? "any" : kind });
+        if (!current(gen)) return;
+        clear(cell, navLink(href("/compare", { service: name, mode: "auto", kind: kind === "all" ? "any" : kind === "entry" ? null : kind }), verdictBadge(d.report.verdict, d.report.reason)));
+      } catch (e) {
+        if (e instanceof APIError && (e.status === 404 || e.status === 405)) {
+          unavailable = true;
+          clear(cell, h("span", { class: "muted", title: "POST /api/v1/compare is not available on this server" }, "n/a"));
+        } else if (e instanceof APIError && e.status === 400) {
+          clear(cell, h("span", { class: "muted", title: e.message }, "–"));
+        } else {
+          clear(cell, h("span", { class: "bad", title: (e as Error).message }, "error"));
+          showError(e);
+        }
+      }
+    }
+  };
+  void Promise.all([worker(), worker(), worker()]);
+}
