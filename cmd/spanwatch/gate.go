@@ -301,25 +301,11 @@ func parseRange(s string, now time.Time) (time.Time, time.Time, error) {
 	if !ok {
 		return time.Time{}, time.Time{}, fmt.Errorf("%q: want START,END", s)
 	}
-	parse := func(v string) (time.Time, error) {
-		v = strings.TrimSpace(v)
-		if v == "now" {
-			return now, nil
-		}
-		if strings.HasPrefix(v, "-") {
-			d, err := model.ParseDuration(v[1:])
-			if err != nil {
-				return time.Time{}, err
-			}
-			return now.Add(-time.Duration(d)), nil
-		}
-		return time.Parse(time.RFC3339, v)
-	}
-	start, err := parse(a)
+	start, err := gate.ParseTime(a, now)
 	if err != nil {
 		return time.Time{}, time.Time{}, err
 	}
-	end, err := parse(b)
+	end, err := gate.ParseTime(b, now)
 	if err != nil {
 		return time.Time{}, time.Time{}, err
 	}

@@ -62,6 +62,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	serve := newServeCmd(app)
 	gateC := newGateCmd(app)
 	rulesC := newRulesCmd(app)
+	loadgenC := newLoadgenCmd(app)
+	demoC := newDemoCmd(app)
+	dashboardsC := newDashboardsCmd(app)
 	app.Command("version", "Print the version and exit.")
 
 	cmd, err := app.Parse(args)
@@ -83,10 +86,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = serve.run(ctx, stderr)
 	case "gate":
 		return gateC.run(ctx, stdout, stderr)
+	case "loadgen":
+		err = loadgenC.run(ctx, stdout, stderr)
+	case "demo":
+		err = demoC.run(ctx, stdout, stderr)
 	case "rules print":
 		err = rulesC.print(stdout)
 	case "rules check":
 		return rulesC.check(stdout, stderr)
+	case "dashboards grafana":
+		err = dashboardsC.grafana(stdout)
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "spanwatch %s: %v\n", cmd, err)

@@ -189,6 +189,7 @@ func New(opts Options) (*App, error) {
 		_ = a.closeStore()
 		return nil, err
 	}
+	wmux.Handle(web.ComparePath, web.NewCompareHandler(web.CompareOptions{Handler: wmux, Now: a.now, Logger: a.logger.With("component", "compare")}))
 	if opts.EnablePprof {
 		wmux.HandleFunc("/debug/pprof/", pprof.Index)
 		wmux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -196,6 +197,7 @@ func New(opts Options) (*App, error) {
 		wmux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		wmux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
+	wmux.Handle("/", web.UIHandler()) // the web UI; longer patterns above win
 	a.web = web.NewServer("web", opts.WebAddress, wmux, a.logger.With("component", "web"))
 	return a, nil
 }

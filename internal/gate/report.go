@@ -299,3 +299,7 @@ func jsonReport(rep *Report) jsonOut {
 	}
 	return out
 }
+
+// JSON returns the value `spanwatch gate --format json` encodes, for
+// callers that embed the report in their own JSON (the compare API).
+func JSON(rep *Report) any { return jsonReport(rep) }

@@ -6,7 +6,10 @@ import (
 	"io"
 	"math"
 	"slices"
+	"strings"
 	"time"
+
+	"github.com/prometheus/common/model"
 
 	"github.com/spanwatch/spanwatch/internal/regress"
 )
@@ -55,7 +58,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		o.Now = time.Now
 	}
 	if o.Sleep == nil {
-		o.Sleep = sleepCtx
+		o.Sleep = Sleep
 	}
 	if o.Progress == nil {
 		o.Progress = io.Discard
@@ -130,7 +133,8 @@ func progressEstimate(res regress.ServiceResult) string {
 
 func percent(ratio float64) string { return fmt.Sprintf("%+.0f %%", (ratio-1)*100) }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
+// Sleep waits d, or less when ctx ends first (then it returns ctx's error).
+func Sleep(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -139,4 +143,21 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
+}
+
+// ParseTime parses an RFC3339 time, "now", or an offset before now such as
+// -2h (Prometheus durations), as the gate's ranges take them.
+func ParseTime(v string, now time.Time) (time.Time, error) {
+	v = strings.TrimSpace(v)
+	if v == "now" {
+		return now, nil
+	}
+	if strings.HasPrefix(v, "-") {
+		d, err := model.ParseDuration(v[1:])
+		if err != nil {
+			return time.Time{}, err
+		}
+		return now.Add(-time.Duration(d)), nil
+	}
+	return time.Parse(time.RFC3339, v)
 }

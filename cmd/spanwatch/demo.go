@@ -1,0 +1,191 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/common/model"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+
+	"github.com/spanwatch/spanwatch/internal/app"
+	"github.com/spanwatch/spanwatch/internal/config"
+	"github.com/spanwatch/spanwatch/internal/gate"
+	"github.com/spanwatch/spanwatch/internal/loadgen"
+	"github.com/spanwatch/spanwatch/internal/spanmetrics"
+)
+
+const demoHelp = `Try spanwatch in one command: serve, traffic, a canary that gets slower, and the gate's verdict.
+
+Starts spanwatch on a temporary data directory and the built-in shop traffic (frontend → cart,
+frontend → checkout → payments, with database calls). After a minute a canary checkout v2 serves 20 %
+of checkout's traffic and its POST /charge gets slower through its database call; when enough data is
+in, the gate runs and prints its verdict. Open the printed URL meanwhile. Ctrl-C stops the demo and
+removes its data. See docs/demo.md.`
+
+type demoCmd struct {
+	webAddr     string
+	grpcAddr    string
+	metricsAddr string
+	rate        float64
+	// The timeline; hidden flags so that tests can run it in seconds.
+	canaryAfter model.Duration
+	gateAfter   model.Duration
+	window      model.Duration
+	poll        model.Duration
+	maxWait     model.Duration
+	flush       model.Duration
+	exitAfter   bool
+	logLevel    string
+}
+
+func newDemoCmd(a *kingpin.Application) *demoCmd {
+	c := &demoCmd{}
+	cmd := a.Command("demo", demoHelp)
+	cmd.Flag("web.listen-address", "Address of the UI and API.").Default(":8890").StringVar(&c.webAddr)
+	cmd.Flag("otlp.grpc.listen-address", "Address of the demo's OTLP/gRPC receiver (your own traces may join).").
+		Default("127.0.0.1:0").StringVar(&c.grpcAddr)
+	cmd.Flag("metrics.listen-address", "Address of the span-metrics exposition.").Default("127.0.0.1:0").StringVar(&c.metricsAddr)
+	cmd.Flag("rate", "Requests per second of the shop traffic.").Default("20").Float64Var(&c.rate)
+	cmd.Flag("canary-after", "When the canary starts.").Default("1m").Hidden().SetValue(&c.canaryAfter)
+	cmd.Flag("gate-after", "How long the canary serves before the gate runs.").Default("2m").Hidden().SetValue(&c.gateAfter)
+	cmd.Flag("window", "The gate's analysis window.").Default("2m").Hidden().SetValue(&c.window)
+	cmd.Flag("poll-interval", "The gate's time between looks.").Default("15s").Hidden().SetValue(&c.poll)
+	cmd.Flag("max-wait", "The gate's longest wait for enough data.").Default("5m").Hidden().SetValue(&c.maxWait)
+	cmd.Flag("flush-interval", "Span-metrics flush interval.").Default("15s").Hidden().SetValue(&c.flush)
+	cmd.Flag("exit-after-verdict", "Stop after printing the verdict instead of waiting for Ctrl-C.").Hidden().BoolVar(&c.exitAfter)
+	cmd.Flag("log.level", "Log level of the embedded server.").Default("warn").EnumVar(&c.logLevel, "debug", "info", "warn", "error")
+	return c
+}
+
+func (c *demoCmd) run(ctx context.Context, stdout, stderr io.Writer) (err error) {
+	logger, err := newLogger(stderr, c.logLevel, "logfmt")
+	if err != nil {
+		return usageError{err}
+	}
+	dir, err := os.MkdirTemp("", "spanwatch-demo-")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		err = errors.Join(err, os.RemoveAll(dir))
+		fmt.Fprintf(stderr, "demo: removed %s\n", dir)
+	}()
+	opts := app.DefaultOptions()
+	opts.Config = config.Default()
+	opts.Config.SpanMetrics.MetricsFlushInterval = time.Duration(c.flush)
+	// Native histograms beside the classic buckets: the gate's latencies
+	// are then precise to a few percent.
+	opts.Config.SpanMetrics.Histogram.Exponential = &spanmetrics.ExponentialConfig{}
+	opts.Storage.Path = dir
+	opts.WebAddress, opts.MetricsAddress = c.webAddr, c.metricsAddr
+	opts.Ingest.GRPCAddress, opts.Ingest.HTTPAddress = c.grpcAddr, ""
+	opts.Logger = logger
+	opts.ShutdownTimeout = 5 * time.Second
+	a, err := app.New(opts)
+	if err != nil {
+		return usageError{err}
+	}
+	if err := a.Start(); err != nil {
+		return err
+	}
+	defer func() {
+		fmt.Fprintln(stderr, "demo: stopping")
+		err = errors.Join(err, a.Shutdown(context.Background()))
+	}()
+	url := "http://" + localURLHost(a.WebAddr())
+	fmt.Fprintf(stdout, "spanwatch demo: open %s/ (data in %s, removed on exit; Ctrl-C stops)\n", url, dir)
+
+	sc := loadgen.Shop()
+	canary := time.Duration(c.canaryAfter)
+	for i := range sc.Services {
+		for j := range sc.Services[i].Versions {
+			if sc.Services[i].Versions[j].Start > 0 {
+				sc.Services[i].Versions[j].Start = canary
+			}
+		}
+	}
+	for i := range sc.Changes {
+		sc.Changes[i].At = canary
+	}
+	exp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(a.OTLPGRPCAddr().String()), otlptracegrpc.WithInsecure())
+	if err != nil {
+		return err
+	}
+	loadCtx, stopLoad := context.WithCancel(ctx)
+	loadDone := make(chan error, 1)
+	go func() {
+		_, err := runLoad(loadCtx, sc, exp, c.rate, 0, 0, stderr, "demo: traffic")
+		loadDone <- err
+	}()
+	defer func() {
+		stopLoad()
+		err = errors.Join(err, <-loadDone)
+	}()
+
+	fmt.Fprintf(stderr, "demo: the canary checkout v2 starts in %s; the gate runs %s later\n", model.Duration(canary), c.gateAfter)
+	if !sleepOrDone(ctx, canary) {
+		return nil
+	}
+	fmt.Fprintln(stderr, "demo: canary checkout v2 now serves 20 % of checkout's traffic, and its POST /charge database call got slower")
+	if !sleepOrDone(ctx, time.Duration(c.gateAfter)) {
+		return nil
+	}
+	fmt.Fprintln(stderr, "demo: running `spanwatch gate` on checkout (v1 baseline, v2 candidate)")
+	args := []string{"gate", "--url=" + url, "--service=checkout", `--baseline=service_version="v1"`, `--candidate=service_version="v2"`,
+		"--window=" + c.window.String(), "--poll-interval=" + c.poll.String(), "--max-wait=" + c.maxWait.String()}
+	if c.gateAfter >= c.window {
+		// The window holds canary traffic only: the 80/20 split is checkable.
+		args = append(args, "--candidate-share=0.2")
+	}
+	fmt.Fprintf(stderr, "demo: spanwatch %s\n", shellJoin(args))
+	kapp := kingpin.New("spanwatch", "")
+	gc := newGateCmd(kapp)
+	if _, err := kapp.Parse(args); err != nil {
+		return err
+	}
+	code := gc.run(ctx, stdout, stderr)
+	verdict := map[int]string{gatePass: "pass", gateRegression: "regression", gateInconclusive: "inconclusive",
+		gateUsage: "usage error", gateBackend: "backend error"}[code]
+	fmt.Fprintf(stdout, "spanwatch demo: the gate says %s (exit code %d). The UI stays at %s/ until Ctrl-C.\n", verdict, code, url)
+	if c.exitAfter {
+		return nil
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// sleepOrDone waits d; false if ctx ended first.
+func sleepOrDone(ctx context.Context, d time.Duration) bool {
+	return gate.Sleep(ctx, d) == nil
+}
+
+// localURLHost renders a bound address for a browser: a wildcard host
+// becomes localhost.
+func localURLHost(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return addr.String()
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// shellJoin quotes args for display.
+func shellJoin(args []string) string {
+	s := ""
+	for i, a := range args {
+		if i > 0 {
+			s += " "
+		}
+		s += "'" + a + "'"
+	}
+	return s
+}

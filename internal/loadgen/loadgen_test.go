@@ -1,0 +1,161 @@
+package loadgen
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/attribute"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestShopScenarioParses(t *testing.T) {
+	sc := Shop()
+	require.Equal(t, 20.0, sc.Rate)
+	require.Len(t, sc.Services, 4)
+	require.Equal(t, 60*time.Second, sc.Services[2].Versions[1].Start)
+	require.Equal(t, 3.0, sc.Changes[0].LatencyFactor)
+}
+
+func TestParseErrors(t *testing.T) {
+	for name, tc := range map[string]struct{ yaml, want string }{
+		"unknown key": {"rate: 5\nservices:\n  - name: a\n    bogus: 1\n", "line 4: field bogus not found"},
+		"bad duration": {"services:\n  - name: a\n    operations:\n      - name: x\n        share: 1\n        latency: {median: fast}\n",
+			"line 6"},
+		"no entry": {"services:\n  - name: a\n    operations:\n      - name: x\n", "services: no entry operation"},
+		"unknown callee": {"services:\n  - name: a\n    operations:\n      - name: x\n        share: 1\n        calls: [{service: b, operation: y}]\n",
+			`services[0].operations[0].calls[0]: calls b "y"`},
+		"cycle": {"services:\n  - name: a\n    operations:\n      - name: x\n        share: 1\n        calls: [{service: a, operation: x}]\n",
+			"cycle"},
+		"db without name": {"services:\n  - name: a\n    operations:\n      - name: x\n        share: 1\n        calls: [{db: redis}]\n",
+			"services[0].operations[0].calls[0].name"},
+		"bad kind": {"services:\n  - name: a\n    operations:\n      - name: x\n        kind: client\n        share: 1\n",
+			"services[0].operations[0].kind"},
+		"error rate": {"services:\n  - name: a\n    operations:\n      - {name: x, share: 1, error_rate: 2}\n",
+			"services[0].operations[0].error_rate"},
+		"empty change": {"services:\n  - name: a\n    operations:\n      - {name: x, share: 1}\nchanges:\n  - {at: 1s, service: a}\n",
+			"changes[0]: changes nothing"},
+		"change op": {"services:\n  - name: a\n    operations:\n      - {name: x, share: 1}\nchanges:\n  - {at: 1s, service: a, operation: y, latency_factor: 2}\n",
+			"changes[0].operation"},
+		"empty": {"", "empty scenario"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Parse(strings.NewReader(tc.yaml))
+			require.Error(t, err)
+			require.Contains(t, err.Error(), tc.want)
+		})
+	}
+}
+
+func TestRate(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	g, err := New(Options{Scenario: Shop(), Exporter: exp, Rate: 200, Duration: time.Second, BatchInterval: 50 * time.Millisecond, Seed: 1})
+	require.NoError(t, err)
+	start := time.Now()
+	require.NoError(t, g.Run(context.Background()))
+	require.Less(t, time.Since(start), 2*time.Second)
+	roots := 0
+	for _, s := range exp.GetSpans() {
+		if !s.Parent.IsValid() {
+			roots++
+		}
+	}
+	require.InDelta(t, 200, roots, 200*0.05)
+	st := g.Stats()
+	require.Equal(t, int64(roots), st.Requests)
+	require.Equal(t, int64(len(exp.GetSpans())), st.Spans)
+}
+
+func TestRunStopsWithContext(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	g, err := New(Options{Scenario: Shop(), Exporter: exp, BatchInterval: 10 * time.Millisecond})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	require.NoError(t, g.Run(ctx))
+	require.NotZero(t, g.Stats().Requests)
+}
+
+func resAttr(s sdktrace.ReadOnlySpan, key string) string {
+	v, _ := s.Resource().Set().Value(attribute.Key(key))
+	return v.AsString()
+}
+
+func TestTraceStructureVersionsAndChanges(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	g, err := New(Options{Scenario: Shop(), Exporter: exp, Seed: 7})
+	require.NoError(t, err)
+
+	check := func(spans []sdktrace.ReadOnlySpan) (map[string]int, map[string]time.Duration, map[string]int) {
+		byID := map[trace.SpanID]sdktrace.ReadOnlySpan{}
+		for _, s := range spans {
+			byID[s.SpanContext().SpanID()] = s
+		}
+		versions := map[string]int{}
+		dbDur := map[string]time.Duration{}
+		dbN := map[string]int{}
+		for _, s := range spans {
+			if p := s.Parent(); p.IsValid() {
+				parent, ok := byID[p.SpanID()]
+				require.True(t, ok, "parent of %s is in the batch", s.Name())
+				require.Equal(t, parent.SpanContext().TraceID(), s.SpanContext().TraceID())
+				require.False(t, s.StartTime().Before(parent.StartTime()), "%s starts within its parent", s.Name())
+				require.False(t, s.EndTime().After(parent.EndTime()), "%s ends within its parent", s.Name())
+			}
+			require.NotEmpty(t, resAttr(s, "service.instance.id"))
+			svc, ver := resAttr(s, "service.name"), resAttr(s, "service.version")
+			if svc == "checkout" && s.SpanKind() == trace.SpanKindServer {
+				versions[ver]++
+			}
+			if s.Name() == "INSERT orders" {
+				dbDur[ver] += s.EndTime().Sub(s.StartTime())
+				dbN[ver]++
+				var system string
+				for _, a := range s.Attributes() {
+					if a.Key == "db.system" {
+						system = a.Value.AsString()
+					}
+				}
+				require.Equal(t, "postgresql", system)
+				require.Equal(t, trace.SpanKindClient, s.SpanKind())
+			}
+		}
+		return versions, dbDur, dbN
+	}
+	// Before the canary: v1 only.
+	versions, _, _ := check(g.Traces(2000, 10*time.Second))
+	require.Equal(t, map[string]int{"v1": versions["v1"]}, versions)
+	require.InDelta(t, 2000*0.4, versions["v1"], 2000*0.05, "POST /checkout has 40 % of requests")
+
+	// After: 20 % v2, whose database call is about 3× slower.
+	versions, dur, n := check(g.Traces(4000, 90*time.Second))
+	share := float64(versions["v2"]) / float64(versions["v1"]+versions["v2"])
+	require.InDelta(t, 0.2, share, 0.04)
+	ratio := (float64(dur["v2"]) / float64(n["v2"])) / (float64(dur["v1"]) / float64(n["v1"]))
+	require.InDelta(t, 3, ratio, 0.6)
+}
+
+func TestNewValidates(t *testing.T) {
+	_, err := New(Options{Exporter: tracetest.NewInMemoryExporter()})
+	require.Error(t, err)
+	_, err = New(Options{Scenario: Shop()})
+	require.Error(t, err)
+	_, err = New(Options{Scenario: Shop(), Exporter: tracetest.NewInMemoryExporter(), Rate: -1})
+	require.Error(t, err)
+}
+
+func TestExampleScenarioLoads(t *testing.T) {
+	sc, err := Load("../../examples/loadgen/scenario.yaml")
+	require.NoError(t, err)
+	require.Equal(t, 50.0, sc.Rate)
+	require.Len(t, sc.Changes, 2)
+	_, err = Load("testdata/missing.yaml")
+	require.Error(t, err)
+}
