@@ -1,0 +1,358 @@
+package uitest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/spanwatch/spanwatch/internal/config"
+	"github.com/spanwatch/spanwatch/internal/spanmetrics"
+	"github.com/spanwatch/spanwatch/internal/testutil"
+	"github.com/spanwatch/spanwatch/internal/testutil/spantest"
+)
+
+// demoTraffic is one flush interval of the demo: checkout with v1 (80 %)
+// and a canary v2 (20 %) whose POST /charge is twice as slow, and frontend
+// with one version. Latencies are lognormal (σ 0.4); about 1 % of the
+// requests fail.
+func demoTraffic(rng *rand.Rand) []spantest.Stub {
+	var out []spantest.Stub
+	add := func(service, version, op string, n int, median, slow float64) {
+		for range n {
+			d := median * slow * math.Exp(0.4*rng.NormFloat64())
+			st := codes.Unset
+			if rng.IntN(100) == 0 {
+				st = codes.Error
+			}
+			out = append(out, spantest.Stub{Service: service, Name: op, Kind: trace.SpanKindServer, Status: st,
+				Dur: time.Duration(d * float64(time.Millisecond)),
+				Res: []attribute.KeyValue{attribute.String("service.version", version)}})
+		}
+	}
+	for _, op := range []string{"POST /charge", "GET /cart"} {
+		slow := 1.0
+		if op == "POST /charge" {
+			slow = 2
+		}
+		add("checkout", "v1", op, 160, 40, 1)
+		add("checkout", "v2", op, 40, 40, slow)
+	}
+	add("frontend", "v1", "GET /", 100, 15, 1)
+	add("frontend", "v1", "GET /products", 60, 25, 1)
+	return out
+}
+
+// startDemo runs spanwatch with native histograms, fed with 10 simulated
+// minutes of demo traffic ending now, and returns its web URL.
+func startDemo(t *testing.T) string {
+	t.Helper()
+	cfg := config.Default()
+	cfg.SpanMetrics.Histogram.Exponential = &spanmetrics.ExponentialConfig{}
+	s := spantest.NewSimulation(t, cfg, time.Now().Add(-10*time.Minute))
+	rng := rand.New(rand.NewPCG(7, 8))
+	for range 40 {
+		s.Step(15*time.Second, demoTraffic(rng))
+	}
+	return "http://" + s.App.WebAddr().String()
+}
+
+// requireUIBundle fails (CI) or skips unless the UI bundle was built.
+func requireUIBundle(t *testing.T) {
+	t.Helper()
+	index := filepath.Join(testutil.ModuleRoot(t), "internal", "web", "assets", "dist", "index.html")
+	if _, err := os.Stat(index); err != nil {
+		testutil.Missing(t, "the built web UI ("+index+"; run `cd ui && npm ci && npm run build` first, then rebuild the test)")
+	}
+}
+
+// chromiumPath is /usr/bin/chromium (Debian's package) or chromium on PATH.
+func chromiumPath(t *testing.T) string {
+	t.Helper()
+	if p, err := exec.LookPath("/usr/bin/chromium"); err == nil {
+		return p
+	}
+	return testutil.Binary(t, "chromium")
+}
+
+// artifactDir is $SPANWATCH_ARTIFACTS, or a directory of the test's own.
+func artifactDir(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("SPANWATCH_ARTIFACTS")
+	if dir == "" {
+		dir = filepath.Join(t.TempDir(), "screenshots")
+	}
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	return dir
+}
+
+// browser starts headless Chromium and returns a tab's context, cancelled
+// (and Chromium stopped) when the test ends.
+func browser(t *testing.T, timeout time.Duration) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:0:0],
+		chromedp.ExecPath(chromiumPath(t)),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-extensions", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("mute-audio", true),
+		chromedp.Flag("force-color-profile", "srgb"),
+		chromedp.Flag("blink-settings", "preferredColorScheme=1"), // light: the chart colours checked below
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 900),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	tab, cancelTab := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
+	t.Cleanup(func() {
+		cancelTab()
+		cancelAlloc() // waits for Chromium to exit
+	})
+	// The first action starts the browser, for as long as tab lives: the
+	// timeout goes on a context derived after it.
+	require.NoError(t, chromedp.Do(tab, chromedp.Navigate("about:blank")), "starting %s", chromiumPath(t))
+	ctx, cancelTimeout := context.WithTimeout(tab, timeout)
+	t.Cleanup(cancelTimeout)
+	return ctx
+}
+
+// chartInfo describes one figure.chart of the page.
+type chartInfo struct {
+	Title  string `json:"title"`
+	Label  string `json:"label"`  // aria-label: the chart's summary ("last …, max …" or "no data")
+	Empty  bool   `json:"empty"`  // "No data in this range."
+	Canvas bool   `json:"canvas"` // has a canvas
+	Blue   int    `json:"blue"`   // pixels drawn in the first series' colour
+	Stale  bool   `json:"stale"`  // rendered before markCharts
+}
+
+// chartsJS reads every chart of the page; Blue counts the pixels drawn in
+// color(0) of charts.ts (#1f6feb light, #58a6ff dark), which only data
+// lines, distribution areas and heatmap cells use: axes and grid are grey.
+const chartsJS = `[...document.querySelectorAll("main figure.chart")].map((f) => {
+  const c = f.querySelector("canvas");
+  let blue = 0;
+  if (c && c.width && c.height) {
+    const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    for (let i = 0; i < d.length; i += 4) {
+      if (d[i + 3] < 16) continue;
+      const near = (r, g, b) => Math.abs(d[i] - r) + Math.abs(d[i + 1] - g) + Math.abs(d[i + 2] - b) < 60;
+      if (near(31, 111, 235) || near(88, 166, 255)) blue++;
+    }
+  }
+  return { title: f.querySelector("figcaption")?.textContent ?? "", label: f.getAttribute("aria-label") ?? "",
+    empty: !!f.querySelector(".empty-chart"), canvas: !!c, blue, stale: f.dataset.testStale === "1" };
+})`
+
+func charts(t *testing.T, ctx context.Context) []chartInfo {
+	t.Helper()
+	return eval[[]chartInfo](t, ctx, chartsJS)
+}
+
+// waitCharts waits until the page shows at least n fresh charts that all
+// have a canvas with data drawn on it.
+func waitCharts(t *testing.T, ctx context.Context, n int) []chartInfo {
+	t.Helper()
+	js := fmt.Sprintf(`(() => { const cs = %s; return cs.length >= %d && cs.every((c) => !c.stale && c.canvas && c.blue > 0); })()`, chartsJS, n)
+	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](js, chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		t.Fatalf("waiting for %d charts with data: %v\ncharts: %s\nerrors: %s", n, err, dump(charts(t, ctx)), text(t, ctx, "#errors"))
+	}
+	return charts(t, ctx)
+}
+
+// markCharts marks the charts on the page, so waitCharts waits for new ones.
+func markCharts(t *testing.T, ctx context.Context) {
+	t.Helper()
+	eval[chromedp.Void](t, ctx, `document.querySelectorAll("main figure.chart").forEach((f) => f.dataset.testStale = "1")`)
+}
+
+// serviceRow is a row of the services table.
+type serviceRow struct {
+	Name    string `json:"name"`
+	P95     string `json:"p95"`
+	Spark   string `json:"spark"`
+	Verdict string `json:"verdict"`
+}
+
+// eval evaluates a JS expression and decodes its value.
+func eval[T any](t *testing.T, ctx context.Context, js string) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
+	require.NoError(t, err, "evaluating %s", js)
+	return v
+}
+
+func dump(v any) string {
+	b, _ := json.MarshalIndent(v, "", "  ")
+	return string(b)
+}
+
+func text(t *testing.T, ctx context.Context, sel string) string {
+	t.Helper()
+	return eval[string](t, ctx, fmt.Sprintf(`document.querySelector(%q)?.innerText ?? ""`, sel))
+}
+
+func location(t *testing.T, ctx context.Context) string {
+	t.Helper()
+	return eval[string](t, ctx, `location.pathname + location.search`)
+}
+
+// waitJS polls a JS expression until it is truthy.
+func waitJS(t *testing.T, ctx context.Context, what, js string) {
+	t.Helper()
+	if _, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](js, chromedp.WithPollingInterval(100*time.Millisecond), chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		t.Fatalf("waiting for %s: %v\nURL: %s\npage:\n%s\nerrors: %s", what, err, location(t, ctx), text(t, ctx, "main"), text(t, ctx, "#errors"))
+	}
+}
+
+func screenshot(t *testing.T, ctx context.Context, dir, name string) {
+	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	require.NoError(t, err)
+	p := filepath.Join(dir, "ui-"+name+".png")
+	require.NoError(t, os.WriteFile(p, png, 0o644))
+	t.Logf("screenshot: %s", p)
+}
+
+// requireData checks that every chart has data: a summary with values and
+// pixels in the series colour.
+func requireData(t *testing.T, cs []chartInfo) {
+	t.Helper()
+	for _, c := range cs {
+		require.False(t, c.Empty, "chart %q says it has no data", c.Title)
+		require.Positive(t, c.Blue, "chart %q draws nothing in the series colour", c.Title)
+		if c.Label != "" {
+			require.NotContains(t, c.Label, "no data", "chart %q", c.Title)
+		}
+	}
+}
+
+// TestUI loads each page of the web UI in headless Chromium against
+// spanwatch fed with demo traffic: the services list, navigation to a
+// service and its charts, the time picker, and Compare showing the canary's
+// regression. Screenshots go to $SPANWATCH_ARTIFACTS when it is set.
+func TestUI(t *testing.T) {
+	requireUIBundle(t)
+	chromiumPath(t)
+	began := time.Now()
+	base := startDemo(t)
+	t.Logf("demo traffic simulated in %s; spanwatch at %s", time.Since(began).Round(time.Millisecond), base)
+	dir := artifactDir(t)
+	ctx := browser(t, 60*time.Second)
+	t.Cleanup(func() { t.Logf("browser tests took %s", time.Since(began).Round(time.Millisecond)) })
+
+	steps := []struct {
+		name string
+		run  func(t *testing.T)
+	}{
+		{"services", func(t *testing.T) {
+			require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(`table.data tbody tr[data-name="checkout"]`))))
+			require.Equal(t, "Services · spanwatch", eval[string](t, ctx, `document.title`))
+			// Rows: name, P95 and a sparkline with a path; checkout's verdict.
+			waitJS(t, ctx, "checkout's verdict", `document.querySelector('tr[data-name="checkout"] td.verdict-cell .badge') !== null`)
+			rows := eval[[]serviceRow](t, ctx, `[...document.querySelectorAll("table.data tbody tr")].map((r) => ({
+  name: r.querySelector("th a")?.textContent ?? "",
+  p95: r.children[3]?.textContent ?? "",
+  spark: r.querySelector("svg.spark path")?.getAttribute("d") ?? "",
+  verdict: r.querySelector("td.verdict-cell")?.textContent ?? "",
+}))`)
+			t.Logf("services: %s", dump(rows))
+			names := map[string]int{}
+			for i, r := range rows {
+				names[r.Name] = i
+				require.NotEmpty(t, r.P95, r.Name)
+				require.NotEqual(t, "–", strings.TrimSpace(r.P95), "P95 of %s", r.Name)
+				require.Regexp(t, `^M[\d.]+,[\d.]+(L[\d.]+,[\d.]+){5,}`, r.Spark, "sparkline of %s", r.Name)
+			}
+			require.Contains(t, names, "checkout")
+			require.Contains(t, names, "frontend")
+			require.Contains(t, rows[names["checkout"]].Verdict, "regression")
+			require.NotContains(t, rows[names["frontend"]].Verdict, "regression", "frontend has one version")
+			screenshot(t, ctx, dir, "services")
+		}},
+		{"service", func(t *testing.T) {
+			require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`tr[data-name="checkout"] th a`), chromedp.NodeVisible)))
+			waitJS(t, ctx, "the service page", `location.pathname === "/service/checkout" && document.querySelector("main h1")?.textContent === "checkout"`)
+			require.Equal(t, "checkout · spanwatch", eval[string](t, ctx, `document.title`))
+			// Request rate, error rate, latency; the same three by version.
+			cs := waitCharts(t, ctx, 6)
+			t.Logf("charts: %s", dump(cs))
+			requireData(t, cs)
+			ops := text(t, ctx, "main table.data tbody")
+			require.Contains(t, ops, "POST /charge")
+			require.Contains(t, ops, "GET /cart")
+			require.Contains(t, text(t, ctx, "main"), "v2", "the by-version charts name the canary")
+			screenshot(t, ctx, dir, "service")
+		}},
+		{"time picker", func(t *testing.T) {
+			pressed := `[...document.querySelectorAll("#range > button")].find((b) => b.textContent === %q)?.getAttribute("aria-pressed") === "true"`
+			waitJS(t, ctx, "1h (the default) pressed", fmt.Sprintf(pressed, "1h"))
+			for _, r := range []string{"15m", "6h", "1h"} {
+				markCharts(t, ctx)
+				require.NoError(t, chromedp.Do(ctx, chromedp.Click(fmt.Sprintf(`//div[@id="range"]/button[text()=%q]`, r), chromedp.NodeVisible)))
+				want := "range=" + r
+				if r == "1h" { // the default is left out of the URL
+					waitJS(t, ctx, "the URL without range", `location.pathname === "/service/checkout" && !location.search.includes("range=")`)
+				} else {
+					waitJS(t, ctx, "the URL with "+want, fmt.Sprintf(`location.pathname === "/service/checkout" && new URLSearchParams(location.search).get("range") === %q`, r))
+				}
+				waitJS(t, ctx, r+" pressed", fmt.Sprintf(pressed, r))
+				cs := waitCharts(t, ctx, 6)
+				requireData(t, cs)
+				if r == "15m" {
+					screenshot(t, ctx, dir, "service-15m")
+				}
+			}
+			// Back goes to the previous range.
+			markCharts(t, ctx)
+			require.NoError(t, chromedp.Do(ctx, chromedp.NavigateBack()))
+			waitJS(t, ctx, "range=6h after Back", `new URLSearchParams(location.search).get("range") === "6h"`)
+			requireData(t, waitCharts(t, ctx, 6))
+		}},
+		{"compare", func(t *testing.T) {
+			require.NoError(t, chromedp.Do(ctx, chromedp.Click(`//main//a[contains(., "Compare versions")]`, chromedp.NodeVisible)))
+			waitJS(t, ctx, "the compare page", `location.pathname === "/compare" && document.querySelector("main h1")?.textContent === "Compare"`)
+			waitJS(t, ctx, "the verdict", `document.querySelector(".compare-out .verdict-head .badge") !== null`)
+			form := eval[map[string]string](t, ctx, `({service: document.getElementById("f-service").value, base: document.getElementById("f-base").value, cand: document.getElementById("f-cand").value})`)
+			require.Equal(t, map[string]string{"service": "checkout", "base": "v1", "cand": "v2"}, form)
+			loc := location(t, ctx)
+			require.Contains(t, loc, "service=checkout")
+			require.Contains(t, loc, "base=v1")
+			require.Contains(t, loc, "cand=v2")
+			require.Contains(t, text(t, ctx, ".compare-out .verdict-head .badge"), "regression")
+			verdicts := text(t, ctx, ".compare-out table.verdicts")
+			require.Regexp(t, `POST /charge[^\n]*regression`, verdicts)
+			require.NotRegexp(t, `GET /cart[^\n]*regression`, verdicts, "only the canary's POST /charge is slower")
+			cs := waitCharts(t, ctx, 1)
+			t.Logf("charts: %s", dump(cs))
+			require.Len(t, cs, 1)
+			require.Contains(t, cs[0].Title, "Latency distribution")
+			requireData(t, cs)
+			screenshot(t, ctx, dir, "compare")
+		}},
+	}
+	for _, s := range steps {
+		if !t.Run(s.name, s.run) {
+			t.FailNow() // the next steps start where this one ended
+		}
+	}
+}
