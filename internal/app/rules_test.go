@@ -1,16 +1,19 @@
 package app_test
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/spanwatch/spanwatch/internal/app"
+	"github.com/spanwatch/spanwatch/internal/testutil/spantest"
 )
 
 const goodRules = `groups:
@@ -115,4 +118,64 @@ func gaugeValue(t *testing.T, a *app.App, name string) float64 {
 	}
 	t.Fatalf("no metric %s", name)
 	return 0
+}
+
+// TestAlertStateSurvivesRestart: a pending alert's ALERTS_FOR_STATE is
+// stored, and a restarted spanwatch on the same storage restores when the
+// alert became active instead of starting its `for` again.
+func TestAlertStateSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "pending.yml")
+	require.NoError(t, os.WriteFile(file, []byte(`groups:
+  - name: slow
+    interval: 1s
+    rules:
+      - alert: AnySpansForAnHour
+        expr: sum(traces_span_metrics_calls_total) > 0
+        for: 1h
+`), 0o644))
+	storage := filepath.Join(dir, "data")
+	opts := func(o *app.Options) {
+		o.RuleFiles = []string{file}
+		o.RulesBuiltin = false
+		o.Storage.Path = storage
+	}
+	activeAt := func(a *app.App) string {
+		var r struct {
+			Data struct {
+				Alerts []struct {
+					State    string `json:"state"`
+					ActiveAt string `json:"activeAt"`
+				} `json:"alerts"`
+			} `json:"data"`
+		}
+		getJSON(t, "http://"+a.WebAddr().String()+"/api/v1/alerts", &r)
+		if len(r.Data.Alerts) != 1 || r.Data.Alerts[0].State != "pending" {
+			return ""
+		}
+		return r.Data.Alerts[0].ActiveAt
+	}
+	a := startApp(t, nil, opts)
+	require.NoError(t, exporters(t, a)["http"].ExportSpans(context.Background(), spantest.Spans(spantest.Stub{Service: "s", Name: "op"})))
+	flushTwice(a)
+	var first string
+	require.Eventually(t, func() bool { first = activeAt(a); return first != "" }, 20*time.Second, 100*time.Millisecond)
+	time.Sleep(5 * time.Second) // pending for a while, ALERTS_FOR_STATE written every second
+	require.NoError(t, a.Shutdown(context.Background()))
+
+	restart := time.Now()
+	b := startApp(t, nil, opts)
+	var second string
+	require.Eventually(t, func() bool { second = activeAt(b); return second != "" }, 20*time.Second, 100*time.Millisecond)
+	time.Sleep(2500 * time.Millisecond) // the state is restored after the first evaluation
+	second = activeAt(b)
+	// Prometheus's rules manager restores the active time from
+	// ALERTS_FOR_STATE and moves it by the downtime (the outage does not
+	// count towards `for`): about first + 1–2 s, well before the restart,
+	// where a fresh start (active at its first evaluation) would be after.
+	t1, err := time.Parse(time.RFC3339Nano, first)
+	require.NoError(t, err)
+	t2, err := time.Parse(time.RFC3339Nano, second)
+	require.NoError(t, err)
+	require.True(t, !t2.Before(t1) && t2.Before(restart), "restored active time %s, first %s, restart %s", t2, t1, restart)
 }

@@ -271,10 +271,17 @@ func (m *Manager) StartNotifications() {
 	}
 }
 
-// EvalAt evaluates every group once at t, in order, sending alerts as the
-// evaluation loop would.
+// EvalAt evaluates every group once at t, in order, sending alerts and
+// writing ALERTS/ALERTS_FOR_STATE as the evaluation loop would. (The loop
+// first restores the state of `for` from storage; EvalAt starts from the
+// state it has.)
 func (m *Manager) EvalAt(ctx context.Context, t time.Time) {
 	for _, g := range m.m.RuleGroups() {
+		for _, r := range g.Rules() {
+			if ar, ok := r.(*prules.AlertingRule); ok {
+				ar.SetRestored(true)
+			}
+		}
 		g.Eval(ctx, t)
 	}
 }

@@ -62,4 +62,16 @@ func TestRecipeAlertsFire(t *testing.T) {
 		"ServiceThroughputDrop":       "inactive",
 	}, states)
 	require.Equal(t, "Service checkout P95 latency increased by 100%", summary)
+
+	// The alert state is stored, so that a restarted spanwatch restores the
+	// state of `for` (Prometheus's rules manager reads ALERTS_FOR_STATE).
+	q := prules.EngineQueryFunc(h.eng.Engine, h.store.Queryable())
+	for _, expr := range []string{
+		`ALERTS{alertname="ServiceLatencyP95Regression", alertstate="firing", service_name="checkout"}`,
+		`ALERTS_FOR_STATE{alertname="ServiceLatencyP95Regression", service_name="checkout"}`,
+	} {
+		v, err := q(context.Background(), expr, now)
+		require.NoError(t, err)
+		require.NotEmpty(t, v, expr)
+	}
 }
