@@ -30,15 +30,11 @@ func (a *API) query(r *http.Request) apiResult {
 	if err != nil {
 		return fail(invalidParam(err, "time"))
 	}
-	ctx, cancel, apiErr := withQueryTimeout(r)
+	ctx, cancel, opts, apiErr := a.prepareQuery(r)
 	if apiErr != nil {
 		return fail(apiErr)
 	}
 	defer cancel()
-	opts, err := a.queryOpts(r)
-	if err != nil {
-		return fail(badData(err))
-	}
 	qry, err := a.engine.NewInstantQuery(ctx, a.queryable, opts, r.FormValue("query"), ts)
 	if err != nil {
 		return fail(constructionError(err))
@@ -74,15 +70,11 @@ func (a *API) queryRange(r *http.Request) apiResult {
 	if end.Sub(start)/step > maxPointsPerSeries {
 		return fail(badData(errors.New("exceeded maximum resolution of 11,000 points per timeseries. Try decreasing the query resolution (?step=XX)")))
 	}
-	ctx, cancel, apiErr := withQueryTimeout(r)
+	ctx, cancel, opts, apiErr := a.prepareQuery(r)
 	if apiErr != nil {
 		return fail(apiErr)
 	}
 	defer cancel()
-	opts, err := a.queryOpts(r)
-	if err != nil {
-		return fail(badData(err))
-	}
 	qry, err := a.engine.NewRangeQuery(ctx, a.queryable, opts, r.FormValue("query"), start, end, step)
 	if err != nil {
 		return fail(constructionError(err))
@@ -209,4 +201,19 @@ func (a *API) queryExemplars(r *http.Request) apiResult {
 		return fail(badData(err))
 	}
 	return apiResult{data: []struct{}{}}
+}
+
+// prepareQuery applies the request's timeout and lookback to a query's
+// context and options.
+func (a *API) prepareQuery(r *http.Request) (context.Context, context.CancelFunc, promql.QueryOpts, *apiError) {
+	ctx, cancel, apiErr := withQueryTimeout(r)
+	if apiErr != nil {
+		return nil, nil, nil, apiErr
+	}
+	opts, err := a.queryOpts(r)
+	if err != nil {
+		cancel()
+		return nil, nil, nil, badData(err)
+	}
+	return ctx, cancel, opts, nil
 }
