@@ -77,34 +77,31 @@ func appendSeries(b []byte, s promql.Series) []byte {
 	b = append(b, `{"metric":`...)
 	b = appendLabels(b, s.Metric)
 	if len(s.Floats) > 0 {
-		b = append(b, `,"values":[`...)
-		for i, p := range s.Floats {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, '[')
-			b = appendTimestamp(b, p.T)
-			b = append(b, ',')
-			b = appendFloat(b, p.F)
-			b = append(b, ']')
-		}
-		b = append(b, ']')
+		b = appendPoints(b, `,"values":[`, s.Floats, func(b []byte, p promql.FPoint) []byte {
+			return appendFloat(append(appendTimestamp(b, p.T), ','), p.F)
+		})
 	}
 	if len(s.Histograms) > 0 {
-		b = append(b, `,"histograms":[`...)
-		for i, p := range s.Histograms {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, '[')
-			b = appendTimestamp(b, p.T)
-			b = append(b, ',')
-			b = appendHistogram(b, p.H)
-			b = append(b, ']')
-		}
-		b = append(b, ']')
+		b = appendPoints(b, `,"histograms":[`, s.Histograms, func(b []byte, p promql.HPoint) []byte {
+			return appendHistogram(append(appendTimestamp(b, p.T), ','), p.H)
+		})
 	}
 	return append(b, '}')
+}
+
+// appendPoints writes key (which opens the array) and one [timestamp,value]
+// pair per point, rendered by pair, then closes the array.
+func appendPoints[P any](b []byte, key string, pts []P, pair func([]byte, P) []byte) []byte {
+	b = append(b, key...)
+	for i, p := range pts {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '[')
+		b = pair(b, p)
+		b = append(b, ']')
+	}
+	return append(b, ']')
 }
 
 func appendVector(b []byte, v promql.Vector) []byte {
