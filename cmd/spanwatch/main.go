@@ -21,6 +21,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -49,6 +50,8 @@ func main() {
 
 // run parses args and runs the chosen subcommand.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	// Subcommands such as demo and loadgen report from several goroutines.
+	stdout, stderr = &lockedWriter{w: stdout}, &lockedWriter{w: stderr}
 	app := kingpin.New("spanwatch", "Deploy regressions from OpenTelemetry traces: span metrics, a Prometheus-compatible store, and a statistical deploy gate.")
 	app.UsageWriter(stdout)
 	app.ErrorWriter(stderr)
@@ -122,4 +125,17 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("--log.format must be logfmt or json, got %q", format)
+}
+
+// lockedWriter serialises writes to w, so that progress lines written by
+// several goroutines neither interleave nor race on a buffer.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
