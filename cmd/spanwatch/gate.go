@@ -5,19 +5,21 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"net/textproto"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
-	"github.com/prometheus/client_golang/api"
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/spanwatch/spanwatch/internal/config"
 	"github.com/spanwatch/spanwatch/internal/gate"
+	"github.com/spanwatch/spanwatch/internal/query"
 	"github.com/spanwatch/spanwatch/internal/regress"
 )
 
@@ -41,6 +43,7 @@ error, 4 query backend unreachable or failing. Missing data is never a pass.`
 
 type gateCmd struct {
 	url            string
+	headerFlags    []string
 	service        string
 	operations     []string
 	spanKind       string
@@ -68,8 +71,10 @@ type gateCmd struct {
 func newGateCmd(a *kingpin.Application) *gateCmd {
 	c := &gateCmd{cfg: gate.DefaultConfig(), set: map[string]*bool{}}
 	cmd := a.Command("gate", gateHelp)
-	cmd.Flag("url", "Prometheus-compatible API to read span metrics from (spanwatch, Prometheus, Mimir, Thanos).").
-		Default("http://localhost:8890").StringVar(&c.url)
+	c.flag(cmd, "url", "Prometheus-compatible API to read span metrics from (spanwatch, Prometheus, Mimir, Thanos); http://user:password@host sends basic authentication.",
+		"http://localhost:8890").StringVar(&c.url)
+	cmd.Flag("header", `HTTP header sent with every query, as "Name: value" (repeatable), e.g. "X-Scope-OrgID: team-a" for a Mimir tenant or "Authorization: Bearer $TOKEN".`).
+		PlaceHolder("<header>").StringsVar(&c.headerFlags)
 	cmd.Flag("service", "Service to gate (service_name).").Required().StringVar(&c.service)
 	cmd.Flag("operation", "Operation (span name) to gate; repeatable. Default: every operation of the service.").StringsVar(&c.operations)
 	cmd.Flag("span-kind", "Span kind to gate: server, client, consumer, producer, internal, or any.").
@@ -134,6 +139,10 @@ func (c *gateCmd) applyFile() error {
 			apply()
 		}
 	}
+	if fc.URL != "" {
+		take("url", func() { c.url = fc.URL })
+	}
+	cur.Headers = fc.Headers
 	take("window", func() { c.window = model.Duration(fc.Window) })
 	take("max-wait", func() { c.maxWait = model.Duration(fc.MaxWait) })
 	take("poll-interval", func() { c.poll = model.Duration(fc.PollInterval) })
@@ -176,7 +185,17 @@ func (c *gateCmd) execute(ctx context.Context, stdout, stderr io.Writer) (int, e
 		return gateUsage, err
 	}
 	p := parser.NewParser(parser.Options{})
-	client, err := api.NewClient(api.Config{Address: c.url, RoundTripper: &timeoutRT{next: http.DefaultTransport, timeout: time.Duration(c.timeout)}})
+	headers, err := query.ParseHeaders(c.headerFlags)
+	if err != nil {
+		return gateUsage, fmt.Errorf("--header: %w", err)
+	}
+	// A header given on the command line wins over the file's.
+	remote := query.Remote{URL: c.url, Headers: map[string]string{}}
+	for k, v := range c.cfg.Headers {
+		remote.Headers[textproto.CanonicalMIMEHeaderKey(k)] = v
+	}
+	maps.Copy(remote.Headers, headers)
+	client, err := remote.Client(&timeoutRT{next: http.DefaultTransport, timeout: time.Duration(c.timeout)})
 	if err != nil {
 		return gateUsage, fmt.Errorf("--url: %w", err)
 	}

@@ -211,3 +211,40 @@ func TestGateOffsetAndRangeModes(t *testing.T) {
 	code, _, errOut = runGate(t, url, "--service=checkout", "--baseline-range=-9m,-7m", "--candidate-range=-7m,-8m")
 	require.Equal(t, gateUsage, code, errOut)
 }
+
+// TestGateHeadersAndAuth runs the gate against a store that needs a tenant
+// header and basic authentication, as Mimir behind a gateway does.
+func TestGateHeadersAndAuth(t *testing.T) {
+	s := gateSim(t, nil, 2)
+	proxy := testutil.StartTenantProxy(t, "http://"+s.App.WebAddr().String(), "team-a", "gate", "s3cret")
+	authURL := strings.Replace(proxy.URL, "http://", "http://gate:s3cret@", 1)
+	arms := []string{"--service=checkout", `--baseline=service_version="v1"`, `--candidate=service_version="v2"`, "--max-wait=0s"}
+
+	code, out, errOut := runGate(t, append(arms, "--url="+proxy.URL)...)
+	require.Equal(t, gateBackend, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	require.Positive(t, proxy.Denied())
+
+	code, out, errOut = runGate(t, append(arms, "--url="+authURL, "--header=x-scope-orgid: team-a")...)
+	require.Equal(t, gateRegression, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+
+	// The same from the config file; a flag wins over the file.
+	cfg := filepath.Join(t.TempDir(), "spanwatch.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte("gate:\n  url: "+authURL+"\n  headers:\n    X-Scope-OrgID: team-b\n"), 0o644))
+	code, _, errOut = runGate(t, append(arms, "--config.file="+cfg)...)
+	require.Equal(t, gateBackend, code, errOut)
+	code, out, errOut = runGate(t, append(arms, "--config.file="+cfg, "--header=X-Scope-OrgID: team-a")...)
+	require.Equal(t, gateRegression, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+
+	for _, bad := range []string{"--header=X-Scope-OrgID", "--header=Host: evil", "--header=A: 1", "--header=a: 2"} {
+		code, _, errOut = runGate(t, append(arms, "--url="+authURL, "--header=A: 0", bad)...)
+		if bad == "--header=A: 1" || bad == "--header=a: 2" {
+			require.Contains(t, errOut, "is given twice")
+		}
+		require.Equal(t, gateUsage, code, "%s: %s", bad, errOut)
+		require.Contains(t, errOut, "--header")
+	}
+	require.NoError(t, os.WriteFile(cfg, []byte("gate:\n  headers:\n    \"Bad Name\": x\n"), 0o644))
+	code, _, errOut = runGate(t, append(arms, "--config.file="+cfg)...)
+	require.Equal(t, gateUsage, code)
+	require.Contains(t, errOut, "spanwatch.yaml:3: gate.headers")
+}

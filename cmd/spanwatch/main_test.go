@@ -47,6 +47,13 @@ func TestServeBadConfigIsAUsageError(t *testing.T) {
 	require.Equal(t, exitUsage, code)
 	require.Contains(t, errOut, "bad.yaml:4")
 	require.Contains(t, errOut, "spanmetrics.histogram.explicit.buckets[1]")
+
+	code, _, errOut = runCLI("serve", "--query.url=http://mimir/prometheus", "--query.header=X-Scope-OrgID")
+	require.Equal(t, exitUsage, code)
+	require.Contains(t, errOut, `--query.header: header "X-Scope-OrgID": want "Name: value"`)
+	code, _, errOut = runCLI("serve", "--query.header=X-Scope-OrgID: a")
+	require.Equal(t, exitUsage, code)
+	require.Contains(t, errOut, "--query.header needs --query.url")
 }
 
 func TestServeRunsAndStops(t *testing.T) {

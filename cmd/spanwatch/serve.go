@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -30,6 +31,7 @@ type serveCmd struct {
 	queryTimeout   model.Duration
 	lookback       model.Duration
 	remoteWriteURL []string
+	queryHeaders   []string
 	externalLabels map[string]string
 	features       []string
 	logLevel       string
@@ -69,6 +71,8 @@ func newServeCmd(a *kingpin.Application) *serveCmd {
 		PlaceHolder("<name>").StringsVar(&c.features)
 	cmd.Flag("query.url", "Read the query API from this Prometheus-compatible server (Prometheus, Mimir, Thanos) instead of the embedded TSDB.").
 		PlaceHolder("<url>").StringVar(&c.opts.QueryURL)
+	cmd.Flag("query.header", "HTTP header sent with every request to --query.url, as \"Name: value\" (repeatable), e.g. \"X-Scope-OrgID: team-a\" for a Mimir tenant.").
+		PlaceHolder("<header>").StringsVar(&c.queryHeaders)
 	cmd.Flag("remote-write.url", "Send every flush to this Prometheus remote-write endpoint (repeatable). Authentication and headers go in the config file's remote_write section.").
 		PlaceHolder("<url>").StringsVar(&c.remoteWriteURL)
 	cmd.Flag("remote-write.external-label", "Label added to every series sent by remote write, e.g. replica=$(POD_NAME), so replicas stay apart (repeatable; a config entry's own external_labels win).").
@@ -109,6 +113,12 @@ func (c *serveCmd) run(ctx context.Context, stderr io.Writer) error {
 			}
 			set(&c.opts.Query.Features)
 		}
+	}
+	if c.opts.QueryHeaders, err = query.ParseHeaders(c.queryHeaders); err != nil {
+		return usageError{fmt.Errorf("--query.header: %w", err)}
+	}
+	if len(c.opts.QueryHeaders) > 0 && c.opts.QueryURL == "" {
+		return usageError{errors.New("--query.header needs --query.url")}
 	}
 	c.opts.Config = config.Default()
 	if c.configFile != "" {

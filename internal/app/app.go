@@ -53,6 +53,9 @@ type Options struct {
 	// QueryURL, when set, makes the query API read from that
 	// Prometheus-compatible server instead of the embedded TSDB.
 	QueryURL string
+	// QueryHeaders are set on every request to QueryURL (a Mimir tenant,
+	// an Authorization header).
+	QueryHeaders map[string]string
 	// RemoteWrite lists the remote-write destinations of every snapshot.
 	RemoteWrite []export.RemoteWriteConfig
 	// RuleFiles are Prometheus rule files (paths or globs).

@@ -35,7 +35,7 @@ func (a *App) newRules(mux *http.ServeMux) error {
 	}
 	switch {
 	case a.opts.QueryURL != "":
-		f, err := query.RemoteFunc(a.opts.QueryURL)
+		f, err := query.RemoteFunc(query.Remote{URL: a.opts.QueryURL, Headers: a.opts.QueryHeaders})
 		if err != nil {
 			return err
 		}

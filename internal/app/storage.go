@@ -2,6 +2,7 @@ package app
 
 import (
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -59,8 +60,20 @@ func (a *App) registerAPI(mux *http.ServeMux) error {
 		if err != nil || u.Scheme == "" || u.Host == "" {
 			return fmt.Errorf("query URL %q is not an absolute URL", a.opts.QueryURL)
 		}
-		proxy := httputil.NewSingleHostReverseProxy(u)
-		mux.Handle("/api/v1/", proxy)
+		remote := query.Remote{URL: a.opts.QueryURL, Headers: a.opts.QueryHeaders}
+		mux.Handle("/api/v1/", &httputil.ReverseProxy{
+			Rewrite: func(r *httputil.ProxyRequest) {
+				r.SetURL(u)
+				if u.User != nil {
+					// The reverse proxy's transport does not send URL user
+					// information by itself, unlike an http.Client.
+					p, _ := u.User.Password()
+					r.Out.SetBasicAuth(u.User.Username(), p)
+				}
+			},
+			Transport: remote.RoundTripper(nil),
+			ErrorLog:  slog.NewLogLogger(a.logger.With("component", "query-proxy").Handler(), slog.LevelWarn),
+		})
 		a.logger.Info("query API reads from a remote store", "url", u.Redacted())
 		return nil
 	}

@@ -501,6 +501,7 @@ func TestLoadFull(t *testing.T) {
 			{URL: "http://prometheus:9090/api/v1/write", BearerToken: "tok"},
 		},
 		Gate: gate.Config{
+			URL: "http://mimir:8080/prometheus", Headers: map[string]string{"X-Scope-OrgID": "team-a"},
 			Window: 10 * time.Minute, MaxWait: 30 * time.Minute, PollInterval: 30 * time.Second,
 			Alpha: 0.005, FDR: 0.1, MinRatio: gate.Quantiles{P50: 1.2, P95: 1.15, P99: 1.3}, MinAbsChange: 10,
 			ErrorRate: gate.ErrorRate{MinIncrease: 0.01, MinRatio: 3}, MinRequests: gate.Quantiles{P50: 50, P95: 300, P99: 2000},

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/spanwatch/spanwatch/internal/query"
 	"github.com/spanwatch/spanwatch/internal/regress"
 	"github.com/spanwatch/spanwatch/internal/spanmetrics"
 )
@@ -11,6 +12,11 @@ import (
 // Config is the `gate:` section of the config file: the defaults of
 // `spanwatch gate`, which flags override.
 type Config struct {
+	// URL is the Prometheus-compatible API to read from.
+	URL string `yaml:"url"`
+	// Headers are sent with every query, e.g. X-Scope-OrgID for a Mimir
+	// tenant.
+	Headers map[string]string `yaml:"headers"`
 	// Window is the analysis window of each arm.
 	Window time.Duration `yaml:"window"`
 	// MaxWait bounds waiting for enough data.
@@ -103,6 +109,11 @@ func (c *Config) Validate() error {
 		return fieldErr("srm_alpha", "srm_alpha must be in (0, 0.5), got %g", c.SRMAlpha)
 	case c.CandidateShare < 0 || c.CandidateShare >= 1:
 		return fieldErr("candidate_share", "candidate_share must be in [0, 1), got %g", c.CandidateShare)
+	}
+	for name := range c.Headers {
+		if err := query.CheckHeader(name); err != nil {
+			return fieldErr("headers."+name, "%v", err)
+		}
 	}
 	switch c.OnInconclusive {
 	case "inconclusive", "pass", "fail":
