@@ -78,6 +78,7 @@ type series struct {
 	mu       sync.Mutex
 	dead     bool // removed by expiry; writers must look up again
 	reported bool // included in a snapshot already
+	dirty    bool // counted spans that no snapshot has seen yet
 	key      string
 	next     *series // hash collision chain
 	counts   []uint64
@@ -361,6 +362,7 @@ func (a *Aggregator) observe(s *series, d uint64, now int64) bool {
 	}
 	s.counts[i]++
 	s.sumNs += d
+	s.dirty = true
 	if now > s.lastSeen {
 		s.lastSeen = now
 	}

@@ -191,6 +191,35 @@ func TestExpiryAndNewSeries(t *testing.T) {
 	require.Equal(t, uint64(1), s.Series[0].Count)
 }
 
+// TestExpiryShorterThanFlushKeepsSpans: a series idle for longer than its
+// expiration is still reported once with every span it counted before it
+// goes.
+func TestExpiryShorterThanFlushKeepsSpans(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.SeriesExpiration = time.Second
+	now := t0
+	a, err := New(cfg, Options{Now: func() time.Time { return now }})
+	require.NoError(t, err)
+	req := marshal(t, makeTraces(spanSpec{service: "s", name: "a"}, spanSpec{service: "s", name: "a"}))
+	_, err = a.ConsumeProto(req)
+	require.NoError(t, err)
+	now = now.Add(15 * time.Second)
+	s := a.Snapshot(now)
+	require.Len(t, s.Series, 1, "spans counted before the expiration are reported")
+	require.Equal(t, uint64(2), s.Series[0].Count)
+	// Reported and idle: expired at the next snapshot, marked gone.
+	_, err = a.ConsumeProto(req)
+	require.NoError(t, err)
+	now = now.Add(15 * time.Second)
+	s = a.Snapshot(now)
+	require.Len(t, s.Series, 1, "a span after the last report keeps it one more snapshot")
+	require.Equal(t, uint64(4), s.Series[0].Count)
+	now = now.Add(15 * time.Second)
+	s = a.Snapshot(now)
+	require.Empty(t, s.Series)
+	require.Len(t, s.Gone, 1)
+}
+
 func TestRejectedRequestCountsNothing(t *testing.T) {
 	a := newTestAgg(t, DefaultConfig(), NamingConfig{})
 	good := marshal(t, makeTraces(spanSpec{service: "s", name: "a"}, spanSpec{service: "s", name: "b"}))

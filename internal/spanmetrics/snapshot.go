@@ -84,7 +84,10 @@ func (a *Aggregator) Snapshot(now time.Time) *Snapshot {
 	var expired []*series
 	copySeries := func(s *series, overflow bool) {
 		s.mu.Lock()
-		if cutoff != 0 && s.lastSeen < cutoff && !overflow {
+		// A series expires only once every span it counted has been in a
+		// snapshot: an acknowledged span is never lost to an expiration
+		// shorter than the flush interval.
+		if cutoff != 0 && s.lastSeen < cutoff && !overflow && !s.dirty {
 			s.mu.Unlock()
 			expired = append(expired, s)
 			return
@@ -111,7 +114,7 @@ func (a *Aggregator) Snapshot(now time.Time) *Snapshot {
 				Counts:        append([]uint64(nil), s.native.counts...),
 			}
 		}
-		s.reported = true
+		s.reported, s.dirty = true, false
 		s.mu.Unlock()
 		for _, c := range ss.Buckets {
 			ss.Count += c
@@ -152,7 +155,7 @@ func (a *Aggregator) expire(sh *shard, cands []*series, cutoff int64, gone []Gon
 	var targets []string
 	for _, s := range cands {
 		s.mu.Lock()
-		if s.lastSeen >= cutoff || s.dead {
+		if s.lastSeen >= cutoff || s.dead || s.dirty {
 			s.mu.Unlock()
 			continue
 		}
