@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -82,7 +83,10 @@ func (g *grpcServer) export(_ any, ctx context.Context, dec func(any) error, _ g
 		return nil, err
 	}
 	defer req.buf.Free()
-	n, err := g.r.consumer.ConsumeProto(req.buf.ReadOnlyData())
+	n, err := g.r.consume(func() (int, error) { return g.r.consumer.ConsumeProto(req.buf.ReadOnlyData()) })
+	if errors.Is(err, errInternal) {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
 	}
@@ -114,6 +118,8 @@ func (c *rejectCounter) HandleRPC(_ context.Context, s stats.RPCStats) {
 		reason = ReasonTooLarge
 	case codes.Canceled, codes.DeadlineExceeded:
 		reason = ReasonRead
+	case codes.Internal:
+		reason = ReasonInternal
 	}
 	c.r.m.rejected.WithLabelValues(ProtocolGRPC, reason).Inc()
 	if reason != ReasonRead {

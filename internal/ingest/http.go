@@ -59,14 +59,19 @@ func (r *Receiver) httpHandler() http.Handler {
 			r.httpReject(w, ct, status, reason, err.Error())
 			return
 		}
-		var n int
-		if ct == contentTypeProto {
-			n, err = r.consumer.ConsumeProto(buf.Bytes())
-		} else {
-			er := ptraceotlp.NewExportRequest()
-			if err = er.UnmarshalJSON(buf.Bytes()); err == nil {
-				n, err = r.consumer.ConsumeTraces(er.Traces())
+		n, err := r.consume(func() (int, error) {
+			if ct == contentTypeProto {
+				return r.consumer.ConsumeProto(buf.Bytes())
 			}
+			er := ptraceotlp.NewExportRequest()
+			if err := er.UnmarshalJSON(buf.Bytes()); err != nil {
+				return 0, err
+			}
+			return r.consumer.ConsumeTraces(er.Traces())
+		})
+		if errors.Is(err, errInternal) {
+			r.httpReject(w, ct, http.StatusInternalServerError, ReasonInternal, err.Error())
+			return
 		}
 		if err != nil {
 			r.httpReject(w, ct, http.StatusBadRequest, ReasonDecode, "cannot decode OTLP trace request: "+err.Error())
@@ -159,6 +164,8 @@ func grpcCode(httpCode int) codes.Code {
 		return codes.ResourceExhausted
 	case http.StatusUnsupportedMediaType, http.StatusMethodNotAllowed:
 		return codes.Unimplemented
+	case http.StatusInternalServerError:
+		return codes.Internal
 	}
 	return codes.Unknown
 }

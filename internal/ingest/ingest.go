@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -56,7 +57,26 @@ const (
 	ReasonMethod          = "method"
 	ReasonRead            = "read"
 	ReasonOther           = "other"
+	// ReasonInternal counts requests whose processing panicked: they are
+	// answered with an internal error and logged with the stack, and the
+	// process keeps serving.
+	ReasonInternal = "internal"
 )
+
+// errInternal is returned for a request whose processing panicked.
+var errInternal = errors.New("internal error while processing the request (logged by spanwatch)")
+
+// consume runs a consumer call, turning a panic into errInternal: one bad
+// request must not take the receiver down with every client's data.
+func (r *Receiver) consume(f func() (int, error)) (n int, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			r.logger.Error("panic while processing an OTLP request; rejected it", "panic", p, "stack", string(debug.Stack()))
+			n, err = 0, errInternal
+		}
+	}()
+	return f()
+}
 
 // Protocol label values.
 const (

@@ -4,8 +4,18 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -15,11 +25,15 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 type fakeConsumer struct {
-	got [][]byte
-	err error
+	got   [][]byte
+	err   error
+	panic bool
 }
 
 func (f *fakeConsumer) ConsumeProto(b []byte) (int, error) {
+	if f.panic {
+		panic("reader bug")
+	}
 	if f.err != nil {
 		return 0, f.err
 	}
@@ -61,4 +75,38 @@ func TestHTTPPassesBytesAndMapsConsumerErrors(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, http.StatusBadRequest, resp.StatusCode)
 	require.Equal(t, "application/x-protobuf", resp.Header.Get("Content-Type"))
+}
+
+// TestPanicIsAnInternalErrorAndServingGoesOn: a request that makes the
+// consumer panic is answered (HTTP 500, gRPC Internal), counted with reason
+// internal, and the receiver keeps serving.
+func TestPanicIsAnInternalErrorAndServingGoesOn(t *testing.T) {
+	fc := &fakeConsumer{panic: true}
+	reg := prometheus.NewRegistry()
+	r, err := New(Config{HTTPAddress: "127.0.0.1:0", GRPCAddress: "127.0.0.1:0", MaxRequestBytes: 1 << 20}, fc,
+		slog.New(slog.DiscardHandler), reg)
+	require.NoError(t, err)
+	require.NoError(t, r.Start())
+	defer func() { require.NoError(t, r.Shutdown(context.Background())) }()
+	url := "http://" + r.HTTPAddr().String() + "/v1/traces"
+	resp, err := http.Post(url, "application/x-protobuf", bytes.NewReader([]byte{1}))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusInternalServerError, resp.StatusCode)
+
+	conn, err := grpc.NewClient(r.GRPCAddr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = ptraceotlp.NewGRPCClient(conn).Export(context.Background(), ptraceotlp.NewExportRequest())
+	require.Equal(t, codes.Internal, status.Code(err), "%v", err)
+	require.Equal(t, 1.0, promtestutil.ToFloat64(r.m.rejected.WithLabelValues(ProtocolHTTP, ReasonInternal)))
+	require.Eventually(t, func() bool {
+		return promtestutil.ToFloat64(r.m.rejected.WithLabelValues(ProtocolGRPC, ReasonInternal)) == 1
+	}, 5*time.Second, 10*time.Millisecond)
+
+	fc.panic = false
+	resp, err = http.Post(url, "application/x-protobuf", bytes.NewReader([]byte{1}))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
 }
