@@ -220,33 +220,34 @@ func (c *gateCmd) execute(ctx context.Context, stdout, stderr io.Writer) (int, e
 	if note != "" {
 		notes = append(notes, note)
 	}
+	var rep *gate.Report
+	maxWait := time.Duration(c.maxWait)
 	if auto {
-		vs, err := src.Versions(ctx, now, time.Duration(c.window), 24*time.Hour)
+		vs, looks, err := c.waitForVersions(ctx, src, now, stderr)
 		if err != nil {
 			return exitFor(err), err
 		}
-		if len(vs) != 2 {
-			var names []string
-			for _, v := range vs {
-				names = append(names, v.Name)
-			}
-			err := fmt.Errorf("no populations given and %d versions served %s in the last %s (%s): use --baseline and --candidate",
-				len(vs), c.service, c.window, strings.Join(names, ", "))
-			return gateUsage, err
+		if len(vs) == 2 {
+			base, cand = gate.VersionArm(vs[0].Name), gate.VersionArm(vs[1].Name)
+			notes = append(notes, fmt.Sprintf("two versions served traffic: comparing the older %q (baseline) with the newer %q (candidate)", vs[0].Name, vs[1].Name))
+			// The wait for the second version counts towards --max-wait.
+			maxWait = max(0, maxWait-time.Since(now))
+		} else {
+			rep = noSecondVersion(c.service, vs, looks, time.Since(now), time.Duration(c.window))
 		}
-		base, cand = gate.VersionArm(vs[0].Name), gate.VersionArm(vs[1].Name)
-		notes = append(notes, fmt.Sprintf("two versions served traffic: comparing the older %q (baseline) with the newer %q (candidate)", vs[0].Name, vs[1].Name))
 	}
 	for _, n := range notes {
 		fmt.Fprintf(stderr, "note: %s\n", n)
 	}
-	rep, err := gate.Run(ctx, gate.Options{
-		Source: src, Baseline: base, Candidate: cand,
-		Window: time.Duration(c.window), MaxWait: time.Duration(c.maxWait), PollInterval: time.Duration(c.poll),
-		Thresholds: c.cfg.Thresholds(), CandidateShare: c.cfg.CandidateShare, Progress: stderr,
-	})
-	if err != nil {
-		return exitFor(err), err
+	if rep == nil {
+		rep, err = gate.Run(ctx, gate.Options{
+			Source: src, Baseline: base, Candidate: cand,
+			Window: time.Duration(c.window), MaxWait: maxWait, PollInterval: time.Duration(c.poll),
+			Thresholds: c.cfg.Thresholds(), CandidateShare: c.cfg.CandidateShare, Progress: stderr,
+		})
+		if err != nil {
+			return exitFor(err), err
+		}
 	}
 	rep.Notes = notes
 	if err := gate.Write(stdout, c.format, rep); err != nil {
@@ -277,6 +278,56 @@ func (c *gateCmd) execute(ctx context.Context, stdout, stderr io.Writer) (int, e
 		}
 	}
 	return code, nil
+}
+
+// waitForVersions finds the versions of the service that served traffic in
+// the window, looking every poll interval until there are two or --max-wait
+// has passed: at the start of a rollout the new version has not served yet.
+// More than two is a usage error at once, since waiting does not resolve it.
+func (c *gateCmd) waitForVersions(ctx context.Context, src *gate.Source, start time.Time, stderr io.Writer) ([]gate.Version, int, error) {
+	deadline := start.Add(time.Duration(c.maxWait))
+	for look := 1; ; look++ {
+		vs, err := src.Versions(ctx, time.Now(), time.Duration(c.window), 24*time.Hour)
+		if err != nil {
+			return nil, look, err
+		}
+		if len(vs) > 2 {
+			return nil, look, usageError{fmt.Errorf("no populations given and %d versions served %s in the last %s (%s): use --baseline and --candidate",
+				len(vs), c.service, c.window, versionNames(vs))}
+		}
+		wait := time.Until(deadline)
+		if len(vs) == 2 || wait <= 0 {
+			return vs, look, nil
+		}
+		fmt.Fprintf(stderr, "look %d: %d version(s) of %s served traffic in the last %s (%s); waiting for a second one, up to %s more\n",
+			look, len(vs), c.service, c.window, versionNames(vs), wait.Round(time.Second))
+		if err := gate.Sleep(ctx, min(time.Duration(c.poll), wait)); err != nil {
+			return nil, look, err
+		}
+	}
+}
+
+func versionNames(vs []gate.Version) string {
+	if len(vs) == 0 {
+		return "none"
+	}
+	names := make([]string, len(vs))
+	for i, v := range vs {
+		names[i] = v.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+// noSecondVersion is the inconclusive report of an automatic comparison
+// that found fewer than two versions by --max-wait.
+func noSecondVersion(service string, vs []gate.Version, looks int, waited, window time.Duration) *gate.Report {
+	reason := fmt.Sprintf("no populations given and only %d version(s) of %s served traffic in the last %s (%s) by --max-wait: nothing to compare; a new version that never served is not a pass",
+		len(vs), service, model.Duration(window), versionNames(vs))
+	return &gate.Report{
+		Service: service, Baseline: "the older version (not found)", Candidate: "the newer version (not found)",
+		Verdict: regress.Inconclusive, Result: regress.ServiceResult{Verdict: regress.Inconclusive, Reason: reason},
+		Looks: looks, PlannedLooks: looks, Waited: waited, At: time.Now(),
+	}
 }
 
 // arms builds baseline and candidate from the flags; auto means none was

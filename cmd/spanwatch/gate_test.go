@@ -248,3 +248,48 @@ func TestGateHeadersAndAuth(t *testing.T) {
 	require.Equal(t, gateUsage, code)
 	require.Contains(t, errOut, "spanwatch.yaml:3: gate.headers")
 }
+
+// TestGateAutoWaitsForTheSecondVersion: with no populations given, the gate
+// waits for a second version to serve (a rollout's start) instead of
+// failing at once, and without one by --max-wait it is inconclusive.
+func TestGateAutoWaitsForTheSecondVersion(t *testing.T) {
+	s := spantest.NewSimulation(t, nil, time.Now().Add(-10*time.Minute))
+	rng := rand.New(rand.NewPCG(1, 2))
+	onlyV1 := func() []spantest.Stub {
+		var out []spantest.Stub
+		for _, st := range versionTraffic(rng, 2) {
+			if st.Res[0].Value.AsString() == "v1" {
+				out = append(out, st)
+			}
+		}
+		return out
+	}
+	for range 30 {
+		s.Step(15*time.Second, onlyV1())
+	}
+	url := "--url=http://" + s.App.WebAddr().String()
+
+	code, out, errOut := runGate(t, url, "--service=checkout", "--max-wait=2s", "--poll-interval=1s")
+	require.Equal(t, gateInconclusive, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+	require.Contains(t, errOut, "look 1: 1 version(s) of checkout served traffic in the last 5m (v1); waiting for a second one")
+	require.Contains(t, out, "only 1 version(s) of checkout served traffic in the last 5m (v1) by --max-wait")
+
+	var stdout, stderr testutil.SyncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(context.Background(), []string{"gate", url, "--service=checkout", "--max-wait=30s", "--poll-interval=1s"}, &stdout, &stderr)
+	}()
+	require.Eventually(t, func() bool { return strings.Contains(stderr.String(), "waiting for a second one") }, 10*time.Second, 20*time.Millisecond,
+		"stdout:\n%s\nstderr:\n%s", &stdout, &stderr)
+	for range 8 {
+		s.Step(15*time.Second, versionTraffic(rng, 2))
+	}
+	select {
+	case code = <-done:
+	case <-time.After(40 * time.Second):
+		t.Fatal("the gate did not finish")
+	}
+	require.Equal(t, gateRegression, code, "stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	require.Contains(t, stderr.String(), `comparing the older "v1" (baseline) with the newer "v2" (candidate)`)
+	require.Regexp(t, `POST /charge .*regression`, stdout.String())
+}
