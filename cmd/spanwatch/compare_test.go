@@ -7,6 +7,9 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/spanwatch/spanwatch/internal/config"
+	"github.com/spanwatch/spanwatch/internal/gate"
 )
 
 type compareAnswer struct {
@@ -103,4 +106,20 @@ func TestCompareAPIErrors(t *testing.T) {
 	require.NoError(t, err)
 	_ = resp.Body.Close()
 	require.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
+}
+
+// TestCompareAPIUsesTheConfigFileThresholds: the server's gate: section
+// sets the comparison's thresholds, as --config.file does for the CLI.
+func TestCompareAPIUsesTheConfigFileThresholds(t *testing.T) {
+	cfg := config.Default()
+	cfg.Gate.MinRatio = gate.Quantiles{P50: 100, P95: 100, P99: 100}
+	s := gateSim(t, cfg, 2)
+	body := `{"service":"checkout","baseline":{"matchers":"service_version=\"v1\""},"candidate":{"matchers":"service_version=\"v2\""}}`
+	resp, err := http.Post("http://"+s.App.WebAddr().String()+"/api/v1/compare", "application/json", bytes.NewBufferString(body))
+	require.NoError(t, err)
+	defer func() { _ = resp.Body.Close() }()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var api compareAnswer
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&api))
+	require.Equal(t, "pass", api.Data.Report.Verdict, "a doubling is not 100×")
 }

@@ -192,7 +192,8 @@ func New(opts Options) (*App, error) {
 		_ = a.closeStore()
 		return nil, err
 	}
-	wmux.Handle(web.ComparePath, web.NewCompareHandler(web.CompareOptions{Handler: wmux, Now: a.now, Logger: a.logger.With("component", "compare")}))
+	wmux.Handle(web.ComparePath, web.NewCompareHandler(web.CompareOptions{Handler: wmux, Now: a.now, Logger: a.logger.With("component", "compare"),
+		Defaults: &opts.Config.Gate}))
 	if opts.EnablePprof {
 		wmux.HandleFunc("/debug/pprof/", pprof.Index)
 		wmux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)

@@ -37,6 +37,10 @@ type CompareOptions struct {
 	Now func() time.Time
 	// Logger; nil discards.
 	Logger *slog.Logger
+	// Defaults are the thresholds a request's own override, normally the
+	// config file's gate: section, so that the UI decides as `spanwatch
+	// gate --config.file` does. Nil means gate.DefaultConfig().
+	Defaults *gate.Config
 }
 
 // CompareRequest is the body of POST /api/v1/compare. Durations are
@@ -82,16 +86,17 @@ type CompareResponse struct {
 }
 
 type compareHandler struct {
-	api    v1.API
-	now    func() time.Time
-	logger *slog.Logger
+	api      v1.API
+	defaults *gate.Config
+	now      func() time.Time
+	logger   *slog.Logger
 }
 
 // NewCompareHandler returns the handler of POST /api/v1/compare. It runs
 // one look of the same code as `spanwatch gate` (internal/gate over
 // internal/regress), so the CLI and the UI never disagree.
 func NewCompareHandler(o CompareOptions) http.Handler {
-	h := &compareHandler{api: o.API, now: o.Now, logger: o.Logger}
+	h := &compareHandler{api: o.API, defaults: o.Defaults, now: o.Now, logger: o.Logger}
 	if h.now == nil {
 		h.now = time.Now
 	}
@@ -169,12 +174,21 @@ func (h *compareHandler) compare(ctx context.Context, req *CompareRequest) (*Com
 		return nil, badf("service is required")
 	}
 	cfg := gate.DefaultConfig()
+	if h.defaults != nil {
+		cfg = *h.defaults
+	}
+	// The comparison reads this server's API: where and how to query are
+	// not the request's to choose.
+	cfg.URL, cfg.Headers = "", nil
 	if len(req.Thresholds) > 0 && string(req.Thresholds) != "null" {
 		// JSON is YAML: decode with the config file's keys, strictly.
 		dec := yaml.NewDecoder(bytes.NewReader(req.Thresholds))
 		dec.KnownFields(true)
 		if err := dec.Decode(&cfg); err != nil {
 			return nil, badf("thresholds: %w", err)
+		}
+		if cfg.URL != "" || cfg.Headers != nil {
+			return nil, badf("thresholds: url and headers are not thresholds; the comparison reads this server's API")
 		}
 	}
 	if req.Window != "" {

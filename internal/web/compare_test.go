@@ -54,6 +54,8 @@ func TestCompareBadRequests(t *testing.T) {
 		"bad time":    {http.MethodPost, `{"service":"a","baseline":{"start":"yesterday","end":"now"}}`, http.StatusBadRequest, "baseline.start"},
 		"threshold":   {http.MethodPost, `{"service":"a","thresholds":{"fdr":1}}`, http.StatusBadRequest, "fdr"},
 		"thresh type": {http.MethodPost, `{"service":"a","thresholds":{"min_ratio":"big"}}`, http.StatusBadRequest, "thresholds"},
+		"url":         {http.MethodPost, `{"service":"a","thresholds":{"url":"http://elsewhere"}}`, http.StatusBadRequest, "not thresholds"},
+		"headers":     {http.MethodPost, `{"service":"a","thresholds":{"headers":{"A":"b"}}}`, http.StatusBadRequest, "not thresholds"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			code, out := postCompare(t, h, tc.method, tc.body)
