@@ -100,6 +100,7 @@ func (c *demoCmd) run(ctx context.Context, stdout, stderr io.Writer) (err error)
 	}()
 	url := "http://" + localURLHost(a.WebAddr())
 	fmt.Fprintf(stdout, "spanwatch demo: open %s/ (data in %s, removed on exit; Ctrl-C stops)\n", url, dir)
+	fmt.Fprintf(stderr, "demo: OTLP/gRPC receiver at %s (your own traces may join; --otlp.grpc.listen-address=:4317 for the usual port)\n", a.OTLPGRPCAddr())
 
 	sc := loadgen.Shop()
 	canary := time.Duration(c.canaryAfter)
