@@ -163,6 +163,7 @@ func TestKill9KeepsFlushedSamples(t *testing.T) {
 	}()
 	time.Sleep(700 * time.Millisecond)
 	require.NoError(t, p.cmd.Process.Signal(syscall.SIGKILL))
+	killedAt := time.Now()
 	_, _ = p.cmd.Process.Wait()
 	cancel()
 	<-done
@@ -174,6 +175,11 @@ func TestKill9KeepsFlushedSamples(t *testing.T) {
 	after, ok := p2.instant(t, `sum(count_over_time(traces_span_metrics_calls_total[10m]))`, flushedAt)
 	require.True(t, ok)
 	require.Equal(t, samplesBefore, after)
+	// The flushes during the last 700 ms of ingest are there too.
+	last, ok := p2.instant(t, `sum(traces_span_metrics_calls_total)`, killedAt)
+	require.True(t, ok)
+	require.Greater(t, last, 500.0, "flushes written during ingest right before the kill survive")
+	require.LessOrEqual(t, last, float64(acked.Load()))
 
 	// After the restart new spans start a new counter from 0: increase()
 	// over the whole period still counts every span flushed before the kill
@@ -193,4 +199,34 @@ func TestKill9KeepsFlushedSamples(t *testing.T) {
 		return ok && ok2 && last == 100 && total >= 600
 	}, 20*time.Second, 100*time.Millisecond, "increase() spans the restart")
 	t.Logf("spans acknowledged before the kill: %d", acked.Load())
+}
+
+// TestSIGTERMFlushesThenCloses: spans acknowledged after the last periodic
+// flush are written by the final flush on SIGTERM, and the process exits 0;
+// a restart on the same storage finds them.
+func TestSIGTERMFlushesThenCloses(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "spanwatch.yaml")
+	// No periodic flush happens during the test.
+	require.NoError(t, os.WriteFile(cfg, []byte("spanmetrics:\n  metrics_flush_interval: 1h\n"), 0o644))
+	data := filepath.Join(dir, "data")
+	p := startProcess(t, bin, "--config.file="+cfg, "--storage.path="+data)
+	for range 7 {
+		resp, err := http.Post("http://"+p.otlp+"/v1/traces", "application/x-protobuf", bytes.NewReader(otlpRequest(t, 3)))
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+	}
+	_, ok := p.instant(t, `sum(traces_span_metrics_calls_total)`, time.Now())
+	require.False(t, ok, "nothing flushed yet")
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	require.NoError(t, p.cmd.Wait(), "exit status 0 after SIGTERM:\n%s", p.logs.String())
+	stoppedAt := time.Now()
+	require.Contains(t, p.logs.String(), "spanwatch stopped")
+
+	p2 := startProcess(t, bin, "--config.file="+cfg, "--storage.path="+data)
+	v, ok := p2.instant(t, `sum(traces_span_metrics_calls_total)`, stoppedAt)
+	require.True(t, ok, "the final flush was stored")
+	require.Equal(t, 21.0, v)
 }
