@@ -97,6 +97,7 @@ func newGateCmd(a *kingpin.Application) *gateCmd {
 	c.flag(cmd, "on-inconclusive", "Exit code for an inconclusive verdict: inconclusive (2), pass (0) or fail (1).", d.OnInconclusive).
 		EnumVar(&c.cfg.OnInconclusive, "inconclusive", "pass", "fail")
 	c.flag(cmd, "candidate-share", "Expected share of traffic for the candidate (e.g. 0.2 for a 20 % canary); enables the sample-ratio check.", fmt.Sprint(d.CandidateShare)).Float64Var(&c.cfg.CandidateShare)
+	c.flag(cmd, "srm-alpha", "Significance of the sample-ratio-mismatch check (with --candidate-share).", fmt.Sprint(d.SRMAlpha)).Float64Var(&c.cfg.SRMAlpha)
 	c.flag(cmd, "alpha", "Family-wise error rate across the gated checks (Holm).", fmt.Sprint(d.Alpha)).Float64Var(&c.cfg.Alpha)
 	c.flag(cmd, "fdr", "False-discovery rate of the per-operation findings (Benjamini-Hochberg).", fmt.Sprint(d.FDR)).Float64Var(&c.cfg.FDR)
 	c.flag(cmd, "min-ratio-p50", "Smallest P50 ratio that counts as a regression.", fmt.Sprint(d.MinRatio.P50)).Float64Var(&c.cfg.MinRatio.P50)
@@ -149,6 +150,7 @@ func (c *gateCmd) applyFile() error {
 	take("on-inconclusive", func() { cur.OnInconclusive = fc.OnInconclusive })
 	take("candidate-share", func() { cur.CandidateShare = fc.CandidateShare })
 	take("alpha", func() { cur.Alpha = fc.Alpha })
+	take("srm-alpha", func() { cur.SRMAlpha = fc.SRMAlpha })
 	take("fdr", func() { cur.FDR = fc.FDR })
 	take("min-ratio-p50", func() { cur.MinRatio.P50 = fc.MinRatio.P50 })
 	take("min-ratio-p95", func() { cur.MinRatio.P95 = fc.MinRatio.P95 })

@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -105,4 +106,24 @@ func TestRulesPrintAndCheck(t *testing.T) {
 	code, _, errOut = runCLI("rules", "check", bad)
 	require.Equal(t, exitFailure, code)
 	require.Contains(t, errOut, "bad.yml")
+}
+
+// TestEveryFlagIsDocumented: each flag of a command's --help appears in its
+// page under docs/.
+func TestEveryFlagIsDocumented(t *testing.T) {
+	flag := regexp.MustCompile(`(?m)^\s+(?:-\w, )?--(?:\[no-\])?([a-z0-9.-]+)`)
+	for cmd, page := range map[string]string{"serve": "serve.md", "gate": "gate.md", "loadgen": "loadgen.md", "demo": "demo.md"} {
+		code, out, _ := runCLI(cmd, "--help")
+		require.Equal(t, exitOK, code)
+		doc, err := os.ReadFile(filepath.Join("..", "..", "docs", page))
+		require.NoError(t, err)
+		for _, m := range flag.FindAllStringSubmatch(out, -1) {
+			if m[1] == "help" || m[1] == "version" || m[1] == "help-long" || m[1] == "help-man" {
+				continue
+			}
+			if !strings.Contains(string(doc), "--"+m[1]) {
+				t.Errorf("spanwatch %s --%s is not in docs/%s", cmd, m[1], page)
+			}
+		}
+	}
 }
