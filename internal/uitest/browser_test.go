@@ -9,11 +9,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -142,25 +144,30 @@ type chartInfo struct {
 	Empty  bool   `json:"empty"`  // "No data in this range."
 	Canvas bool   `json:"canvas"` // has a canvas
 	Blue   int    `json:"blue"`   // pixels drawn in the first series' colour
+	Marker int    `json:"marker"` // pixels drawn in the marker colour
 	Stale  bool   `json:"stale"`  // rendered before markCharts
 }
 
 // chartsJS reads every chart of the page; Blue counts the pixels drawn in
 // color(0) of charts.ts (#1f6feb light, #58a6ff dark), which only data
 // lines, distribution areas and heatmap cells use: axes and grid are grey.
+// Marker counts the pixels in the colour of the ▶ markers (--marker,
+// #9a6700 light, #d29922 dark), which is also color(3): it means markers
+// only on charts with fewer than four lines.
 const chartsJS = `[...document.querySelectorAll("main figure.chart")].map((f) => {
   const c = f.querySelector("canvas");
-  let blue = 0;
+  let blue = 0, marker = 0;
   if (c && c.width && c.height) {
     const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
     for (let i = 0; i < d.length; i += 4) {
       if (d[i + 3] < 16) continue;
       const near = (r, g, b) => Math.abs(d[i] - r) + Math.abs(d[i + 1] - g) + Math.abs(d[i + 2] - b) < 60;
       if (near(31, 111, 235) || near(88, 166, 255)) blue++;
+      else if (near(154, 103, 0) || near(210, 153, 34)) marker++;
     }
   }
   return { title: f.querySelector("figcaption")?.textContent ?? "", label: f.getAttribute("aria-label") ?? "",
-    empty: !!f.querySelector(".empty-chart"), canvas: !!c, blue, stale: f.dataset.testStale === "1" };
+    empty: !!f.querySelector(".empty-chart"), canvas: !!c, blue, marker, stale: f.dataset.testStale === "1" };
 })`
 
 func charts(t *testing.T, ctx context.Context) []chartInfo {
@@ -184,6 +191,41 @@ func markCharts(t *testing.T, ctx context.Context) {
 	t.Helper()
 	eval[chromedp.Void](t, ctx, `document.querySelectorAll("main figure.chart").forEach((f) => f.dataset.testStale = "1")`)
 }
+
+// chart returns the chart titled title.
+func chart(t *testing.T, cs []chartInfo, title string) chartInfo {
+	t.Helper()
+	for _, c := range cs {
+		if c.Title == title {
+			return c
+		}
+	}
+	t.Fatalf("no chart %q in %s", title, dump(cs))
+	return chartInfo{}
+}
+
+// choose picks an option of a select as a user would: the value, then a
+// change event.
+func choose(t *testing.T, ctx context.Context, sel, value string) {
+	t.Helper()
+	got := eval[string](t, ctx, fmt.Sprintf(`(() => {
+  const s = document.querySelector(%q);
+  s.value = %q;
+  s.dispatchEvent(new Event("change", { bubbles: true }));
+  return s.value;
+})()`, sel, value))
+	require.Equal(t, value, got, "option %q of %s", value, sel)
+}
+
+// The time-series charts of the service page: the main ones, then the
+// same split by version (the latency heatmap comes between them).
+var (
+	mainCharts    = []string{"Request rate", "Error rate", "Latency P50 / P95 / P99"}
+	versionCharts = []string{"Request rate by version", "Error rate by version", "P50 by version", "P95 by version", "P99 by version"}
+)
+
+// serviceCharts is the number of charts of the service page.
+var serviceCharts = len(mainCharts) + 1 + len(versionCharts)
 
 // serviceRow is a row of the services table.
 type serviceRow struct {
@@ -247,9 +289,12 @@ func requireData(t *testing.T, cs []chartInfo) {
 }
 
 // TestUI loads each page of the web UI in headless Chromium against
-// spanwatch fed with demo traffic: the services list, navigation to a
-// service and its charts, the time picker, and Compare showing the canary's
-// regression. Screenshots go to $SPANWATCH_ARTIFACTS when it is set.
+// spanwatch fed with demo traffic: the services list and its filter,
+// navigation to a service, its charts (also by version, with the markers
+// where versions first served traffic) and its span-kind filter, the time
+// picker, Compare showing the canary's regression, and a page opened before
+// the first flush that shows the data on refresh. Screenshots go to
+// $SPANWATCH_ARTIFACTS when it is set.
 func TestUI(t *testing.T) {
 	requireUIBundle(t)
 	chromiumPath(t)
@@ -289,19 +334,80 @@ func TestUI(t *testing.T) {
 			require.NotContains(t, rows[names["frontend"]].Verdict, "regression", "frontend has one version")
 			screenshot(t, ctx, dir, "services")
 		}},
+		{"services filter", func(t *testing.T) {
+			visible := `[...document.querySelectorAll("table.data tbody tr")].filter((r) => !r.hidden).map((r) => r.dataset.name).join(",")`
+			status := `document.querySelector("main p[role=status]")?.textContent`
+			// "/" focuses the filter box; typing narrows the list, case-insensitively, and goes into the URL.
+			// (A key down the page handles, as a browser sends it: KeyEvent would
+			// follow it with a char event that types the "/" anyway.)
+			handled := eval[bool](t, ctx, `!document.body.dispatchEvent(new KeyboardEvent("keydown", { key: "/", bubbles: true, cancelable: true }))`)
+			require.True(t, handled, "the page handles /")
+			require.True(t, eval[bool](t, ctx, `document.activeElement?.matches("input[type=search]") ?? false`), "/ focuses the filter")
+			require.NoError(t, chromedp.Do(ctx, chromedp.KeyEvent("Fro")))
+			waitJS(t, ctx, "only frontend", fmt.Sprintf(`%s === "frontend"`, visible))
+			require.Equal(t, "1 of 2 services match “Fro”.", eval[string](t, ctx, status))
+			require.Equal(t, "/?q=Fro", location(t, ctx))
+			// No match: no rows, and says so.
+			require.NoError(t, chromedp.Do(ctx, chromedp.KeyEvent("zz")))
+			waitJS(t, ctx, "no rows", fmt.Sprintf(`%s === ""`, visible))
+			require.Equal(t, "0 of 2 services match “Frozz”.", eval[string](t, ctx, status))
+			// A link with ?q= opens filtered.
+			require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(base+"/?q=check"), chromedp.WaitVisible(chromedp.CSS(`table.data tbody tr[data-name="checkout"]`))))
+			require.Equal(t, "check", eval[string](t, ctx, `document.querySelector("input[type=search]").value`))
+			waitJS(t, ctx, "only checkout", fmt.Sprintf(`%s === "checkout"`, visible))
+			// Emptying the box shows every row again and drops q from the URL.
+			require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`input[type=search]`), chromedp.NodeVisible), chromedp.KeyEvent(kb.End+strings.Repeat(kb.Backspace, len("check")))))
+			waitJS(t, ctx, "every row", fmt.Sprintf(`%s.split(",").sort().join(",") === "checkout,frontend"`, visible))
+			require.Equal(t, "2 services.", eval[string](t, ctx, status))
+			require.Equal(t, "/", location(t, ctx))
+		}},
 		{"service", func(t *testing.T) {
 			require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`tr[data-name="checkout"] th a`), chromedp.NodeVisible)))
 			waitJS(t, ctx, "the service page", `location.pathname === "/service/checkout" && document.querySelector("main h1")?.textContent === "checkout"`)
 			require.Equal(t, "checkout · spanwatch", eval[string](t, ctx, `document.title`))
-			// Request rate, error rate, latency; the same three by version.
-			cs := waitCharts(t, ctx, 6)
+			// Request rate, error rate, latency; the heatmap; the same split by version.
+			cs := waitCharts(t, ctx, serviceCharts)
 			t.Logf("charts: %s", dump(cs))
+			require.Len(t, cs, serviceCharts)
 			requireData(t, cs)
+			for _, title := range versionCharts {
+				c := chart(t, cs, title)
+				require.Contains(t, c.Label, "v1: last", "chart %q", title)
+				require.Contains(t, c.Label, "v2: last", "chart %q", title)
+			}
 			ops := text(t, ctx, "main table.data tbody")
 			require.Contains(t, ops, "POST /charge")
 			require.Contains(t, ops, "GET /cart")
-			require.Contains(t, text(t, ctx, "main"), "v2", "the by-version charts name the canary")
+			// The demo's traffic starts 10 minutes into the hour: both versions get a
+			// marker there, on the main charts too, and are listed.
+			versions := text(t, ctx, "main p.versions")
+			require.Regexp(t, `^Versions in this range: v1: ▶ first traffic at .+; v2: ▶ first traffic at .+\.$`, versions)
+			for _, title := range mainCharts {
+				c := chart(t, cs, title)
+				require.Regexp(t, `markers: ▶ v1 at [^,]+, ▶ v2 at `, c.Label, "chart %q", title)
+				require.Positive(t, c.Marker, "chart %q draws no marker", title)
+			}
 			screenshot(t, ctx, dir, "service")
+		}},
+		{"service span kind", func(t *testing.T) {
+			// The demo has server spans only: client shows none.
+			markCharts(t, ctx)
+			choose(t, ctx, `main select[aria-label="Span kind"]`, "client")
+			waitJS(t, ctx, "kind=client", `new URLSearchParams(location.search).get("kind") === "client"`)
+			waitJS(t, ctx, "no client spans", `document.querySelector("main .empty h2")?.textContent === "No client spans from checkout in this range"`)
+			waitJS(t, ctx, "no versions", `document.querySelector("main .grid:last-of-type")?.textContent === "No traffic in this range."`)
+			// All kinds: the server operations, with their kind.
+			markCharts(t, ctx)
+			choose(t, ctx, `main select[aria-label="Span kind"]`, "all")
+			waitJS(t, ctx, "kind=all", `new URLSearchParams(location.search).get("kind") === "all"`)
+			requireData(t, waitCharts(t, ctx, serviceCharts))
+			rows := eval[[]string](t, ctx, `[...document.querySelectorAll("main table.data tbody tr")].map((r) => r.innerText.split("\t").slice(0, 2).join(" | "))`)
+			require.ElementsMatch(t, []string{"POST /charge | server", "GET /cart | server"}, rows)
+			// Back to the default (server + consumer): kind leaves the URL.
+			markCharts(t, ctx)
+			choose(t, ctx, `main select[aria-label="Span kind"]`, "entry")
+			waitJS(t, ctx, "no kind in the URL", `location.pathname === "/service/checkout" && !new URLSearchParams(location.search).has("kind")`)
+			requireData(t, waitCharts(t, ctx, serviceCharts))
 		}},
 		{"time picker", func(t *testing.T) {
 			pressed := `[...document.querySelectorAll("#range > button")].find((b) => b.textContent === %q)?.getAttribute("aria-pressed") === "true"`
@@ -316,7 +422,7 @@ func TestUI(t *testing.T) {
 					waitJS(t, ctx, "the URL with "+want, fmt.Sprintf(`location.pathname === "/service/checkout" && new URLSearchParams(location.search).get("range") === %q`, r))
 				}
 				waitJS(t, ctx, r+" pressed", fmt.Sprintf(pressed, r))
-				cs := waitCharts(t, ctx, 6)
+				cs := waitCharts(t, ctx, serviceCharts)
 				requireData(t, cs)
 				if r == "15m" {
 					screenshot(t, ctx, dir, "service-15m")
@@ -326,7 +432,7 @@ func TestUI(t *testing.T) {
 			markCharts(t, ctx)
 			require.NoError(t, chromedp.Do(ctx, chromedp.NavigateBack()))
 			waitJS(t, ctx, "range=6h after Back", `new URLSearchParams(location.search).get("range") === "6h"`)
-			requireData(t, waitCharts(t, ctx, 6))
+			requireData(t, waitCharts(t, ctx, serviceCharts))
 		}},
 		{"compare", func(t *testing.T) {
 			require.NoError(t, chromedp.Do(ctx, chromedp.Click(`//main//a[contains(., "Compare versions")]`, chromedp.NodeVisible)))
@@ -348,6 +454,45 @@ func TestUI(t *testing.T) {
 			require.Contains(t, cs[0].Title, "Latency distribution")
 			requireData(t, cs)
 			screenshot(t, ctx, dir, "compare")
+		}},
+		{"versions at range start", func(t *testing.T) {
+			// The last 5 minutes: both versions already serve when the range
+			// starts, so no marker at the left edge; the list still names them.
+			to := time.Now().Unix()
+			require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(fmt.Sprintf("%s/service/checkout?from=%d&to=%d", base, to-300, to))))
+			cs := waitCharts(t, ctx, serviceCharts)
+			requireData(t, cs)
+			waitJS(t, ctx, "the version list", `document.querySelector("main p.versions") !== null`)
+			require.Equal(t, "Versions in this range: v1: serving when the range starts; v2: serving when the range starts.", text(t, ctx, "main p.versions"))
+			for _, title := range slices.Concat(mainCharts, versionCharts) {
+				c := chart(t, cs, title)
+				require.NotContains(t, c.Label, "markers:", "chart %q", title)
+				require.Zero(t, c.Marker, "chart %q draws a marker", title)
+			}
+			for _, title := range versionCharts {
+				require.Contains(t, chart(t, cs, title).Label, "v2: last", "chart %q still shows v2", title)
+			}
+		}},
+		{"first flush", func(t *testing.T) {
+			// A spanwatch that has no span metrics yet: the page says so, and
+			// shows them on the next refresh once the first flush wrote them.
+			s := spantest.NewSimulation(t, config.Default(), time.Now().Add(-time.Minute))
+			empty := "http://" + s.App.WebAddr().String()
+			emptyState := `document.querySelector("main .empty h2")?.textContent === "No span metrics yet"`
+			require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(empty+"/")))
+			waitJS(t, ctx, "the empty state", emptyState)
+			s.Step(15*time.Second, nil)
+			require.NoError(t, chromedp.Do(ctx, chromedp.KeyEvent("r")))
+			waitJS(t, ctx, "the empty state after r", emptyState)
+			rng := rand.New(rand.NewPCG(9, 10))
+			for range 4 {
+				s.Step(15*time.Second, demoTraffic(rng))
+			}
+			require.NoError(t, chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#range button[aria-label="Refresh"]`), chromedp.NodeVisible)))
+			waitJS(t, ctx, "the services after ↻", `document.querySelector('table.data tbody tr[data-name="checkout"]') !== null`)
+			// The detection is kept from then on: r shows the services again.
+			require.NoError(t, chromedp.Do(ctx, chromedp.KeyEvent("r")))
+			waitJS(t, ctx, "the services after r", `document.querySelector('table.data tbody tr[data-name="frontend"]') !== null`)
 		}},
 	}
 	for _, s := range steps {

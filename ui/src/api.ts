@@ -102,11 +102,23 @@ export async function compare<T>(body: unknown): Promise<T> {
 
 let namingPromise: Promise<Naming | null> | null = null;
 
-/** Detects the naming once per page load (from /api/v1/label/__name__/values). */
+/**
+ * Detects the naming from /api/v1/label/__name__/values. A detection is kept
+ * for the page's lifetime; "no span metrics" (null) and errors are not, so
+ * the next page render (refresh, navigation) asks again and the page shows
+ * the data as soon as the first flush has written it. Calls while a request
+ * is in flight share it.
+ */
 export function naming(): Promise<Naming | null> {
   if (!namingPromise) {
-    namingPromise = labelValues("__name__", [], undefined, undefined, "metric names").then(detectNaming);
-    namingPromise.catch(() => (namingPromise = null));
+    const p = labelValues("__name__", [], undefined, undefined, "metric names").then(detectNaming);
+    namingPromise = p;
+    const forget = () => {
+      if (namingPromise === p) namingPromise = null;
+    };
+    p.then((n) => {
+      if (!n) forget();
+    }, forget);
   }
   return namingPromise;
 }

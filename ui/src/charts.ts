@@ -90,7 +90,9 @@ export function timeChart(title: string, xs: number[], lines: Line[], unit: Unit
   const height = opts.height ?? 200;
   const plot = h("div", { class: "plot" });
   const el = h("figure", { class: "chart" }, h("figcaption", {}, title), plot);
-  if (opts.summary) el.setAttribute("aria-label", `${title}: ${opts.summary}`);
+  const marks = (opts.markers ?? []).map((m) => `▶ ${m.label} at ${new Date(m.t * 1000).toLocaleTimeString()}`).join(", ");
+  const described = [opts.summary, marks && `markers: ${marks}`].filter(Boolean).join("; ");
+  if (described) el.setAttribute("aria-label", `${title}: ${described}`);
   if (!lines.length || !xs.length) {
     plot.appendChild(h("p", { class: "muted empty-chart" }, "No data in this range."));
     return { el, destroy() {} };

@@ -29,13 +29,20 @@ function align(xs: number[], s: MatrixSeries | undefined): (number | null)[] {
 
 /** A range quantile query: native histograms first, classic buckets when those have no data. */
 async function quantileRange(n: Naming, q: number, m: Matcher[], win: string, by: string[], start: number, end: number, step: number): Promise<MatrixSeries[]> {
+  const what = pName(q) + overTime(by);
   if (n.native) {
-    const r = await queryRange(quantileQuery(n, q, m, win, by), start, end, step, `P${q * 100} over time (native histograms)`);
+    const r = await queryRange(quantileQuery(n, q, m, win, by), start, end, step, `${what} (native histograms)`);
     if (r.some((s) => (s.values ?? []).some(([, v]) => Number.isFinite(sampleValue(v))))) return r;
   }
   if (!n.classic) return [];
-  return queryRange(quantileQuery(n, q, m, win, by, true), start, end, step, `P${q * 100} over time (classic buckets)`);
+  return queryRange(quantileQuery(n, q, m, win, by, true), start, end, step, `${what} (classic buckets)`);
 }
+
+/** "P95" for 0.95. */
+const pName = (q: number) => `P${Math.round(q * 1000) / 10}`;
+
+/** How a query's series are grouped, for error messages. */
+const overTime = (by: string[]) => (by.length ? ` by ${by.join(", ")}` : " over time");
 
 function summary(lines: Line[], fmt: (v: number) => string): string {
   return lines
@@ -45,6 +52,65 @@ function summary(lines: Line[], fmt: (v: number) => string): string {
       return `${l.label}: last ${fmt(vs[vs.length - 1])}, max ${fmt(Math.max(...vs))}`;
     })
     .join("; ");
+}
+
+const QUANTILES = [0.5, 0.95, 0.99];
+
+/** The RED series over time of one selection, grouped by `by` (none: one series each). */
+interface Red {
+  rate: MatrixSeries[];
+  errors: MatrixSeries[];
+  quantiles: [q: number, series: MatrixSeries[]][];
+}
+
+/** Queries the RED series; `rate` may be passed in when it is already being fetched. */
+async function redRange(n: Naming, m: Matcher[], win: string, by: string[], start: number, end: number, step: number, rate?: Promise<MatrixSeries[]>): Promise<Red> {
+  const sfx = overTime(by);
+  const [r, errors, ...qs] = await Promise.all([
+    rate ?? queryRange(sumRate(selector(n.calls, m), win, by), start, end, step, "request rate" + sfx),
+    queryRange(errorRatioQuery(n, m, win, by), start, end, step, "error rate" + sfx),
+    ...QUANTILES.map((q) => quantileRange(n, q, m, win, by, start, end, step)),
+  ]);
+  return { rate: r, errors, quantiles: QUANTILES.map((q, i) => [q, qs[i]]) };
+}
+
+/**
+ * The RED charts of `red`: request rate, error rate and latency. Without
+ * `split` each chart has one line per measure and the quantiles share one
+ * chart; with it each chart has the lines split returns (one per version)
+ * and each quantile gets a chart of its own.
+ */
+function redCharts(xs: number[], red: Red, markers: Marker[], split?: { title: string; lines: (ms: MatrixSeries[]) => Line[] }): Chart[] {
+  const lines = (ms: MatrixSeries[], label: string): Line[] => (split ? split.lines(ms) : [{ label, values: align(xs, ms[0]) }]);
+  const sfx = split ? " " + split.title : "";
+  const rps = (v: number) => fmtNum(v) + "/s";
+  const rl = lines(red.rate, "requests/s");
+  const el = lines(red.errors, "errors");
+  const out = [timeChart("Request rate" + sfx, xs, rl, "rps", { markers, summary: summary(rl, rps) }), timeChart("Error rate" + sfx, xs, el, "ratio", { markers, summary: summary(el, fmtPct) })];
+  const ql = red.quantiles.map(([q, ms]) => ({ q, lines: lines(ms, pName(q)) }));
+  if (split) {
+    for (const { q, lines: l } of ql) out.push(timeChart(pName(q) + sfx, xs, l, "ms", { markers, summary: summary(l, fmtMs) }));
+  } else {
+    const l = ql.flatMap((x) => x.lines);
+    out.push(timeChart("Latency " + ql.map((x) => pName(x.q)).join(" / "), xs, l, "ms", { markers, summary: summary(l, fmtMs) }));
+  }
+  return out;
+}
+
+/** When each version first served traffic: the step index, -1 for none in the range. */
+interface FirstTraffic {
+  label: string;
+  index: number;
+}
+
+/**
+ * The first step with traffic of each version. A version serving at the
+ * first step may have started before the range: it gets no marker.
+ */
+function firstTraffic(xs: number[], rates: Line[]): { first: FirstTraffic[]; markers: Marker[] } {
+  const first = rates.map((l) => ({ label: l.label, index: l.values.findIndex((v) => v !== null && v > 0) }));
+  const markers = first.filter((f) => f.index > 0).map((f) => ({ t: xs[f.index], label: f.label }));
+  return { first, markers };
 }
 
 export async function renderService(main: HTMLElement, service: string, gen: number) {
@@ -99,7 +165,11 @@ export async function renderService(main: HTMLElement, service: string, gen: num
     h("h2", {}, "Latency heatmap"),
     heatBox,
     h("h2", {}, "By version"),
-    h("p", { class: "muted" }, "The same charts split by service_version; ▶ marks where a version first served traffic in this range."),
+    h(
+      "p",
+      { class: "muted" },
+      "The same charts split by service_version. ▶ marks, here and on the charts above, where a version first served traffic in this range; a version already serving when the range starts has no marker.",
+    ),
     verBox,
   );
 
@@ -169,26 +239,27 @@ export async function renderService(main: HTMLElement, service: string, gen: num
     );
   })();
 
+  // Versions: their request rate also places the first-traffic markers on the main charts.
+  const verBy = ["service_version"];
+  const verRate = queryRange(sumRate(selector(n.calls, m), win, verBy), tr.start, tr.end, step, "request rate by service_version");
+  const verLines = verRate.then((rate) => {
+    const versions = [...new Set(rate.map((s) => s.metric.service_version ?? ""))].sort(versionSort);
+    const lines = (ms: MatrixSeries[]) => {
+      const idx = byLabelMatrix(ms);
+      return versions.map((v) => ({ label: v || "(none)", values: align(xs, idx.get(v)) }));
+    };
+    const labelled = versions.length > 1 || (versions.length === 1 && versions[0] !== "");
+    return { lines, labelled, idle: !versions.length, ...(labelled ? firstTraffic(xs, lines(rate)) : { first: [], markers: [] }) };
+  });
+
   // RED charts.
   const redTask = (async () => {
-    const [rate, errs, q50, q95, q99] = await Promise.all([
-      queryRange(`sum(rate(${selector(n.calls, m)}[${win}]))`, tr.start, tr.end, step, "request rate over time"),
-      queryRange(errorRatioQuery(n, m, win, []), tr.start, tr.end, step, "error rate over time"),
-      quantileRange(n, 0.5, m, win, [], tr.start, tr.end, step),
-      quantileRange(n, 0.95, m, win, [], tr.start, tr.end, step),
-      quantileRange(n, 0.99, m, win, [], tr.start, tr.end, step),
+    const [red, markers] = await Promise.all([
+      redRange(n, m, win, [], tr.start, tr.end, step),
+      verLines.then((v) => v.markers).catch(() => [] as Marker[]), // the by-version part reports the error
     ]);
     if (!current(gen)) return;
-    const rl = [{ label: "requests/s", values: align(xs, rate[0]) }];
-    const el = [{ label: "errors", values: align(xs, errs[0]) }];
-    const ql = [
-      { label: "P50", values: align(xs, q50[0]) },
-      { label: "P95", values: align(xs, q95[0]) },
-      { label: "P99", values: align(xs, q99[0]) },
-    ];
-    add(redBox, timeChart("Request rate", xs, rl, "rps", { summary: summary(rl, (v) => fmtNum(v) + "/s") }));
-    add(redBox, timeChart("Error rate", xs, el, "ratio", { summary: summary(el, fmtPct) }));
-    add(redBox, timeChart("Latency P50 / P95 / P99", xs, ql, "ms", { summary: summary(ql, fmtMs) }));
+    for (const c of redCharts(xs, red, markers)) add(redBox, c);
   })();
 
   // Heatmap from classic buckets: requests per bucket per step.
@@ -220,36 +291,24 @@ export async function renderService(main: HTMLElement, service: string, gen: num
 
   // By version.
   const verTask = (async () => {
-    const by = ["service_version"];
-    const [rate, errs, q95] = await Promise.all([
-      queryRange(sumRate(selector(n.calls, m), win, by), tr.start, tr.end, step, "request rate by version"),
-      queryRange(errorRatioQuery(n, m, win, by), tr.start, tr.end, step, "error rate by version"),
-      quantileRange(n, 0.95, m, win, by, tr.start, tr.end, step),
-    ]);
-    if (!current(gen)) return;
-    const versions = [...new Set(rate.map((s) => s.metric.service_version ?? ""))].sort(versionSort);
-    if (!versions.length || (versions.length === 1 && versions[0] === "")) {
-      clear(verBox, h("p", { class: "muted" }, "No ", h("code", {}, "service_version"), " label on these series: set ", h("code", {}, "service.version"), " in the SDK's resource (OTEL_RESOURCE_ATTRIBUTES=service.version=…) to tell versions apart."));
+    // The split queries run alongside the request rate; their results go unused when there are no versions.
+    const red = redRange(n, m, win, verBy, tr.start, tr.end, step, verRate);
+    red.catch(() => {});
+    const v = await verLines;
+    if (v.idle) {
+      if (current(gen)) clear(verBox, h("p", { class: "muted" }, "No traffic in this range."));
       return;
     }
-    const lines = (ms: MatrixSeries[]) => {
-      const idx = byLabelMatrix(ms);
-      return versions.map((v) => ({ label: v || "(none)", values: align(xs, idx.get(v)) }));
-    };
-    const rl = lines(rate);
-    const markers: Marker[] = [];
-    for (const l of rl) {
-      const i = l.values.findIndex((v) => v !== null && v > 0);
-      if (i > 0) markers.push({ t: xs[i], label: l.label });
+    if (!v.labelled) {
+      if (current(gen)) clear(verBox, h("p", { class: "muted" }, "No ", h("code", {}, "service_version"), " label on these series: set ", h("code", {}, "service.version"), " in the SDK's resource (OTEL_RESOURCE_ATTRIBUTES=service.version=…) to tell versions apart."));
+      return;
     }
-    const el = lines(errs);
-    const ql = lines(q95);
-    add(verBox, timeChart("Request rate by version", xs, rl, "rps", { markers, summary: summary(rl, (v) => fmtNum(v) + "/s") }));
-    add(verBox, timeChart("Error rate by version", xs, el, "ratio", { markers, summary: summary(el, fmtPct) }));
-    add(verBox, timeChart("P95 by version", xs, ql, "ms", { markers, summary: summary(ql, fmtMs) }));
-    if (markers.length) {
-      verBox.after(h("p", { class: "muted" }, "First traffic in this range: ", markers.map((mk, i) => [i ? ", " : "", h("strong", {}, mk.label), " at ", new Date(mk.t * 1000).toLocaleString()])));
-    }
+    const r = await red;
+    if (!current(gen)) return;
+    for (const c of redCharts(xs, r, v.markers, { title: "by version", lines: v.lines })) add(verBox, c);
+    const when = (f: FirstTraffic) =>
+      f.index < 0 ? "no traffic in this range" : f.index === 0 ? "serving when the range starts" : "▶ first traffic at " + new Date(xs[f.index] * 1000).toLocaleString();
+    verBox.after(h("p", { class: "muted versions" }, "Versions in this range: ", v.first.map((f, i) => [i ? "; " : "", h("strong", {}, f.label), ": ", when(f)]), "."));
   })();
 
   // Errors in one part do not hide the others; each goes to the banner.
