@@ -36,6 +36,18 @@ type row struct {
 	q         map[string]regress.Finding
 	verdict   regress.Verdict
 	reasonTxt string
+	// flagged: an operation that looks regressed at the false-discovery
+	// rate but is not significant family-wise, so it does not fail the gate.
+	flagged bool
+}
+
+// verdictText is the row's verdict as the outputs print it: "flagged"
+// for an operation that looks regressed but does not fail the gate.
+func (r row) verdictText() string {
+	if r.flagged {
+		return "flagged"
+	}
+	return r.verdict.String()
 }
 
 func rows(rep *Report) []row {
@@ -47,8 +59,12 @@ func rows(rep *Report) []row {
 		return row{name: name, res: r, q: q, verdict: r.Verdict, reasonTxt: r.Reason}
 	}
 	out := []row{mk("(service)", rep.Result.Service)}
+	single := len(rep.Result.Operations) == 1
 	for _, o := range rep.Result.Operations {
-		out = append(out, mk(o.Name, o.Result))
+		r := mk(o.Name, o.Result)
+		// With one operation the service's family decides for it too.
+		r.flagged = o.Verdict == regress.Regression && !o.Gates && !single
+		out = append(out, r)
 	}
 	return out
 }
@@ -133,7 +149,7 @@ func writeTable(w io.Writer, rep *Report) error {
 		}
 		fmt.Fprintf(tw, "%s\t%.0f / %.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.name,
 			r.res.BaselineRequests, r.res.CandidateRequests, quantiles(r, "p50"), quantiles(r, "p95"), quantiles(r, "p99"),
-			change(r, "p95"), errs, pvalue(minP(r)), r.verdict)
+			change(r, "p95"), errs, pvalue(minP(r)), r.verdictText())
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -165,7 +181,7 @@ func writeMarkdown(w io.Writer, rep *Report) error {
 		}
 		fmt.Fprintf(w, "| %s | %.0f / %.0f | %s | %s | %s | %s | %s | %s | %s |\n", mdEscape(r.name),
 			r.res.BaselineRequests, r.res.CandidateRequests, quantiles(r, "p50"), quantiles(r, "p95"), quantiles(r, "p99"),
-			change(r, "p95"), errs, pvalue(minP(r)), r.verdict)
+			change(r, "p95"), errs, pvalue(minP(r)), r.verdictText())
 	}
 	fmt.Fprintln(w)
 	return nil
@@ -205,11 +221,14 @@ func writeJUnit(w io.Writer, rep *Report) error {
 	s := junitSui{Name: "spanwatch gate " + rep.Service}
 	for _, r := range rows(rep) {
 		c := junitCase{Name: r.name, ClassName: rep.Service, SystemOut: r.reasonTxt}
-		switch r.verdict {
-		case regress.Regression:
+		switch {
+		case r.flagged:
+			// Looks regressed, not significant family-wise: a passing case
+			// whose output says so.
+		case r.verdict == regress.Regression:
 			c.Failure = &junitMessage{Message: r.reasonTxt, Text: r.reasonTxt}
 			s.Failures++
-		case regress.Inconclusive:
+		case r.verdict == regress.Inconclusive:
 			c.Skipped = &junitMessage{Message: r.reasonTxt}
 			s.Skipped++
 		}
@@ -285,7 +304,7 @@ func jsonReport(rep *Report) jsonOut {
 		WaitedSec: rep.Waited.Seconds(), Native: rep.Native, Notes: rep.Notes, At: rep.At.UTC().Format("2006-01-02T15:04:05Z"),
 	}
 	for _, r := range rows(rep) {
-		jr := jsonResult{Name: r.name, Verdict: r.verdict.String(), Reason: r.reasonTxt,
+		jr := jsonResult{Name: r.name, Verdict: r.verdictText(), Reason: r.reasonTxt,
 			BaselineRequests: r.res.BaselineRequests, CandidateRequests: r.res.CandidateRequests}
 		for _, f := range r.res.Findings {
 			jr.Findings = append(jr.Findings, jsonFinding{

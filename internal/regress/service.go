@@ -13,11 +13,11 @@ type Operation struct {
 	Base, Cand Arm
 }
 
-// OperationResult is the informational result for one operation. Its
-// findings carry Benjamini–Hochberg adjusted p-values over all operations'
-// gated checks, and its verdict uses significance at the false-discovery
-// rate Thresholds.FDR (spent over looks in proportion to Alpha); it does
-// not decide the gate.
+// OperationResult is the result for one operation. Its findings carry
+// Benjamini–Hochberg adjusted p-values over all operations' checks, and its
+// verdict uses significance at the false-discovery rate Thresholds.FDR
+// (spent over looks in proportion to Alpha): the list of what looks
+// regressed. An operation fails the gate only through Gates.
 type OperationResult struct {
 	Name string
 	Result
@@ -25,12 +25,20 @@ type OperationResult struct {
 	// (never negative) times the candidate's requests, the extra time the
 	// change costs in the window, so that busy endpoints come first.
 	Impact float64
+	// Gates is set when one of the operation's checks is a regression at
+	// the family-wise level: significant after Holm's adjustment over the
+	// service's and every operation's checks at the look's α, and large. It
+	// fails the gate even when the service as a whole does not move.
+	Gates bool
 }
 
 // ServiceResult is the gate's outcome for a service.
 type ServiceResult struct {
-	// Verdict is the service's verdict (Service.Verdict); it decides the
-	// gate.
+	// Verdict decides the gate: Regression when the service as a whole or
+	// an operation (OperationResult.Gates) regressed, else the service's
+	// verdict (Service.Verdict). Operations never block a pass otherwise: a
+	// low-traffic operation that cannot reach its minimum requests does
+	// not hold the service's verdict back.
 	Verdict Verdict
 	// Reason is one sentence: the service's reason, plus the operations
 	// that look regressed.
@@ -63,12 +71,23 @@ func CompareService(ops []Operation, th Thresholds, look Look, expectedCandidate
 		return ServiceResult{Verdict: Inconclusive, Reason: r.Reason, Service: r}
 	}
 	base, cand, err := serviceArms(ops)
-	var svc Result
-	if err != nil {
+	var (
+		svc    Result
+		family bool // the service's and the operations' checks form one Holm family
+	)
+	switch {
+	case err != nil:
 		svc = Result{Reason: "inconclusive: " + err.Error(), Look: look.normalize(), Alpha: LookAlpha(th.Alpha, look),
 			BaselineRequests: base.Requests, CandidateRequests: cand.Requests}
-	} else {
+	case len(ops) == 1:
+		// One operation is the service: one family of checks.
 		svc = Compare(base, cand, th, look)
+	default:
+		svc, family = evaluate(base, cand, th, look)
+	}
+	opResults := compareOperations(ops, th, look)
+	if family {
+		judgeFamily(&svc, opResults, th)
 	}
 	if expectedCandidateShare > 0 && expectedCandidateShare < 1 {
 		tf := trafficFinding(svc.BaselineRequests, svc.CandidateRequests, expectedCandidateShare, th)
@@ -79,18 +98,86 @@ func CompareService(ops []Operation, th Thresholds, look Look, expectedCandidate
 			svc.Reason += "; " + tf.Reason // already inconclusive: add the evidence
 		}
 	}
-	res := ServiceResult{Verdict: svc.Verdict, Service: svc, Operations: compareOperations(ops, th, look)}
+	res := ServiceResult{Verdict: svc.Verdict, Service: svc, Operations: opResults}
 	res.Reason = svc.Reason
-	var flagged []string
+	var gating, flagged []string
 	for _, o := range res.Operations {
-		if o.Verdict == Regression {
+		switch {
+		case o.Gates:
+			gating = append(gating, o.Name+": "+joinReasons(gatingReasons(o)))
+		case o.Verdict == Regression:
 			flagged = append(flagged, o.Name)
 		}
 	}
+	if len(gating) > 0 {
+		if svc.Verdict == Regression {
+			res.Reason += "; operations: " + strings.Join(gating, "; ")
+		} else {
+			res.Verdict = Regression
+			res.Reason = "regression in operation " + strings.Join(gating, "; operation ") +
+				" (the service as a whole: " + svc.Reason + ")"
+		}
+	}
 	if len(flagged) > 0 {
-		res.Reason += fmt.Sprintf("; operations that look regressed (FDR %s): %s", fmtP(th.FDR), strings.Join(flagged, ", "))
+		res.Reason += fmt.Sprintf("; operations that look regressed (FDR %s) but are not significant family-wise: %s", fmtP(th.FDR), strings.Join(flagged, ", "))
 	}
 	return res
+}
+
+// judgeFamily decides the service's checks and marks the operations that
+// gate, with Holm's adjustment over the service's and every operation's
+// checks together: the family-wise error rate of the whole gate stays at
+// the look's α however many operations there are.
+func judgeFamily(svc *Result, ops []OperationResult, th Thresholds) {
+	var p []float64
+	for _, f := range svc.Findings {
+		p = append(p, enoughP(f))
+	}
+	for _, o := range ops {
+		for _, f := range o.Findings {
+			p = append(p, enoughP(f))
+		}
+	}
+	adj := Holm(p)
+	lv := levels{look: svc.Alpha, full: th.Alpha}
+	for i := range svc.Findings {
+		judge(&svc.Findings[i], adj[i], lv, th)
+	}
+	summarize(svc, th)
+	k := len(svc.Findings)
+	for i := range ops {
+		for _, f := range ops[i].Findings {
+			if f.Enough && f.Large && adj[k] <= lv.look {
+				ops[i].Gates = true
+			}
+			k++
+		}
+	}
+}
+
+// enoughP is a finding's raw p-value, or NaN (outside every family) when
+// the check lacked data.
+func enoughP(f Finding) float64 {
+	if !f.Enough {
+		return math.NaN()
+	}
+	return f.PValue
+}
+
+// gatingReasons are the reasons of an operation's regressed checks.
+func gatingReasons(o OperationResult) []string {
+	var out []string
+	for _, f := range o.Findings {
+		if f.Verdict == Regression {
+			out = append(out, f.Reason)
+		}
+	}
+	if len(out) == 0 {
+		// Significant family-wise but not at the FDR level cannot happen
+		// (BH adjusts less than Holm, and FDR ≥ α); say so rather than nothing.
+		out = append(out, "a check is significant family-wise and large")
+	}
+	return out
 }
 
 // serviceArms sums the operations' arms. Operations without latency data

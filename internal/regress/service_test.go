@@ -23,6 +23,8 @@ func TestCompareService(t *testing.T) {
 		reason  string
 		opOrder []string
 		opWant  map[string]Verdict
+		gates   []string // operations that fail the gate
+		service Verdict  // the service's own verdict, when Pass or Regression and not want
 	}{
 		{
 			name: "unchanged; a small operation lacks data", want: Pass,
@@ -36,9 +38,20 @@ func TestCompareService(t *testing.T) {
 			// regressed 3x, which the service tail and its own findings show.
 			name: "one operation regressed", want: Regression,
 			ops:     []Operation{op("/list", 100000, 20, 20), op("/search", 2000, 100, 300), op("/cart", 3000, 30, 31)},
-			reason:  "; operations that look regressed (FDR 0.05): /search",
+			reason:  "; operations: /search: P50 100 → 300 ms",
 			opWant:  map[string]Verdict{"/search": Regression, "/list": Pass, "/cart": Pass},
 			opOrder: []string{"/search", "/cart", "/list"},
+			gates:   []string{"/search"},
+		},
+		{
+			// 1 % of the traffic got 50 % slower: the service's quantiles do
+			// not move beyond its thresholds, the operation's own checks
+			// do, family-wise.
+			name: "a small operation regressed, the service did not move", want: Regression, service: Pass,
+			ops:    []Operation{op("/list", 200000, 40, 40), op("/export", 2000, 100, 150)},
+			reason: "regression in operation /export: P50 100 → 150 ms",
+			opWant: map[string]Verdict{"/export": Regression, "/list": Pass},
+			gates:  []string{"/export"},
 		},
 		{
 			name: "sample-ratio mismatch blocks a pass", want: Inconclusive, share: 0.1,
@@ -73,8 +86,19 @@ func TestCompareService(t *testing.T) {
 			}
 			r := CompareService(tc.ops, th, Look{}, tc.share)
 			require.Equal(t, tc.want, r.Verdict, r.Reason)
-			require.Equal(t, r.Service.Verdict, r.Verdict)
+			svc := tc.want
+			if tc.service != 0 {
+				svc = tc.service
+			}
+			require.Equal(t, svc, r.Service.Verdict, r.Service.Reason)
 			require.Contains(t, r.Reason, tc.reason)
+			var gates []string
+			for _, o := range r.Operations {
+				if o.Gates {
+					gates = append(gates, o.Name)
+				}
+			}
+			require.Equal(t, tc.gates, gates)
 			got := map[string]Verdict{}
 			var order []string
 			for _, o := range r.Operations {
@@ -118,13 +142,14 @@ func TestCompareServiceAdjustsAcrossOperations(t *testing.T) {
 	}
 	require.Len(t, raw, 4+4+2) // c has 100 requests: P50 and errors only
 	require.InDeltaSlice(t, BenjaminiHochberg(raw), adj, 1e-15)
-	// The service is one family of its own, Holm-adjusted.
+	// The gate's family: the service's checks and every operation's,
+	// Holm-adjusted together.
 	var sraw, sadj []float64
 	for _, f := range r.Service.Findings {
-		sraw = append(sraw, f.PValue)
+		sraw = append(sraw, enoughP(f))
 		sadj = append(sadj, f.AdjustedP)
 	}
-	require.InDeltaSlice(t, Holm(sraw), sadj, 1e-15)
+	require.InDeltaSlice(t, Holm(append(sraw, raw...))[:len(sraw)], sadj, 1e-15)
 	require.Equal(t, 8100.0, r.Service.BaselineRequests)
 	require.Equal(t, 12.0, finding(t, r.Service, CheckErrors).CandidateEvents)
 	// Impact: the busiest slowdown first.

@@ -234,3 +234,51 @@ func TestSimulationRepeatedLooks(t *testing.T) {
 	require.Equal(t, runs, o.slowFail)
 	require.Less(t, float64(o.slowLookSum)/float64(o.slowFail), looks/2.0, "a large regression fails early")
 }
+
+// TestSimulationMultiOperationAA: with several operations in the gate's
+// family, A/A runs still fail at most at about α, and a regression of one
+// small operation that leaves the service's quantiles in place is caught.
+func TestSimulationMultiOperationAA(t *testing.T) {
+	const runs = 400
+	th := DefaultThresholds()
+	bounds := nativeBounds()
+	sizes := []int{20000, 5000, 2000, 1000, 300, 50}
+	r := rand.New(rand.NewPCG(21, 22))
+	aaFail, aaFlagged, caught := 0, 0, 0
+	for range runs {
+		var aa, small []Operation
+		for i, n := range sizes {
+			name := string(rune('a' + i))
+			aa = append(aa, Operation{Name: name, Base: drawArm(r, bounds, n, 1, 0.001), Cand: drawArm(r, bounds, n, 1, 0.001)})
+			slow := 1.0
+			if i == 3 { // 1000 of 28350 requests, 1.5x slower
+				slow = 1.5
+			}
+			small = append(small, Operation{Name: name, Base: drawArm(r, bounds, n, 1, 0.001), Cand: drawArm(r, bounds, n, slow, 0.001)})
+		}
+		res := CompareService(aa, th, Look{}, 0)
+		if res.Verdict == Regression {
+			aaFail++
+		}
+		for _, o := range res.Operations {
+			if o.Verdict == Regression {
+				aaFlagged++
+				break
+			}
+		}
+		res = CompareService(small, th, Look{}, 0)
+		if res.Verdict == Regression {
+			for _, o := range res.Operations {
+				if o.Gates && o.Name == "d" {
+					caught++
+					break
+				}
+			}
+		}
+	}
+	t.Logf("A/A with %d operations: %.2f %% of runs fail the gate; %.2f %% have an operation flagged at FDR %g",
+		len(sizes), 100*float64(aaFail)/runs, 100*float64(aaFlagged)/runs, th.FDR)
+	t.Logf("operation d (3.5 %% of traffic) 1.5x slower: caught by the gate in %.1f %% of runs", 100*float64(caught)/runs)
+	require.LessOrEqual(t, float64(aaFail)/runs, 0.02)
+	require.GreaterOrEqual(t, float64(caught)/runs, 0.95)
+}
