@@ -57,6 +57,7 @@ type gateCmd struct {
 	poll           model.Duration
 	naming         string
 	metricsNS      string
+	unit           string
 	format         string
 	configFile     string
 	cfg            gate.Config
@@ -92,6 +93,8 @@ func newGateCmd(a *kingpin.Application) *gateCmd {
 	c.flag(cmd, "poll-interval", "Time between looks at the data.", model.Duration(d.PollInterval).String()).SetValue(&c.poll)
 	cmd.Flag("naming", "Series naming: otel (traces_span_metrics_*), legacy (calls_total, latency_*), or auto.").
 		Default("auto").EnumVar(&c.naming, "auto", "otel", "legacy")
+	cmd.Flag("duration-unit", "Unit of the duration histogram with an explicit --naming: ms (traces_span_metrics_duration_milliseconds) or s (…_duration_seconds); detected with --naming=auto.").
+		Default("ms").EnumVar(&c.unit, "ms", "s")
 	cmd.Flag("metrics-namespace", "Exposition namespace prefixing metric names (e.g. jaeger_spm); with --naming=auto it is detected.").StringVar(&c.metricsNS)
 	cmd.Flag("format", "Output on stdout: table, json, junit or markdown.").Default("table").EnumVar(&c.format, "table", "json", "junit", "markdown")
 	c.flag(cmd, "on-inconclusive", "Exit code for an inconclusive verdict: inconclusive (2), pass (0) or fail (1).", d.OnInconclusive).
@@ -214,7 +217,7 @@ func (c *gateCmd) execute(ctx context.Context, stdout, stderr io.Writer) (int, e
 	if err != nil {
 		return exitFor(err), err
 	}
-	series, note, err := detectSeries(ctx, src, c.naming, c.metricsNS, now)
+	series, note, err := src.ResolveSeries(ctx, c.naming, c.metricsNS, c.unit, now)
 	if err != nil {
 		return exitFor(err), err
 	}
@@ -385,24 +388,6 @@ func parseRange(s string, now time.Time) (time.Time, time.Time, error) {
 		return time.Time{}, time.Time{}, fmt.Errorf("%q: the end must be after the start", s)
 	}
 	return start, end, nil
-}
-
-// detectSeries picks the series names: given, or detected from what the
-// backend holds for the service.
-func detectSeries(ctx context.Context, src *gate.Source, naming, ns string, now time.Time) (gate.Series, string, error) {
-	if naming != "auto" {
-		return gate.SeriesFor(naming, ns), "", nil
-	}
-	found, err := src.DetectSeries(ctx, now)
-	if errors.Is(err, gate.ErrNoData) {
-		// Nothing yet (the deploy may just have started): wait for data
-		// under the default names.
-		return gate.SeriesFor("otel", ns), fmt.Sprintf("%v; waiting for data under the default names", err), nil
-	}
-	if err != nil {
-		return gate.Series{}, "", err
-	}
-	return found, fmt.Sprintf("reading %s and %s", found.Calls, found.Duration), nil
 }
 
 func exitFor(err error) int {

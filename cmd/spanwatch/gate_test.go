@@ -70,7 +70,9 @@ func TestGateEndToEnd(t *testing.T) {
 	native.SpanMetrics.Histogram.Exponential = &spanmetrics.ExponentialConfig{}
 	legacy := config.Default()
 	legacy.Exposition = spanmetrics.NamingConfig{Naming: spanmetrics.NamingLegacy, Namespace: "jaeger_spm"}
-	for name, cfg := range map[string]*config.File{"classic": config.Default(), "native": native, "legacy": legacy} {
+	seconds := config.Default()
+	seconds.SpanMetrics.Histogram.Unit = spanmetrics.UnitSeconds
+	for name, cfg := range map[string]*config.File{"classic": config.Default(), "native": native, "legacy": legacy, "seconds": seconds} {
 		t.Run(name, func(t *testing.T) {
 			slow := gateSim(t, cfg, 2)
 			url := "--url=http://" + slow.App.WebAddr().String()
@@ -79,6 +81,10 @@ func TestGateEndToEnd(t *testing.T) {
 			require.Equal(t, gateRegression, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
 			require.Contains(t, out, "POST /charge")
 			require.Regexp(t, `POST /charge .*regression`, out)
+			if name == "seconds" {
+				require.Contains(t, errOut, "traces_span_metrics_duration_seconds")
+				require.Regexp(t, `POST /charge\s+\d+ / \d+\s+\d\d\.\d → \d\d\.\d`, out, "latencies in milliseconds")
+			}
 
 			// The tricky operation alone, and the auto-detected versions.
 			code, out, errOut = runGate(t, url, "--service=checkout", "--operation="+trickyOp, "--max-wait=0s", "--format=json")

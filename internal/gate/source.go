@@ -30,13 +30,49 @@ type Series struct {
 	Calls     string // counter, e.g. traces_span_metrics_calls_total
 	Duration  string // histogram base name; classic buckets are Duration+"_bucket"
 	Operation string // span name label: span_name or operation
+	// Unit of the duration histogram: spanmetrics.UnitMilliseconds (also
+	// when empty) or spanmetrics.UnitSeconds. Latencies reach the
+	// statistics and the report in milliseconds either way.
+	Unit string
 }
 
-// SeriesFor returns the series names for a naming ("otel" or "legacy") and an
-// exposition namespace, with spanwatch's default spanmetrics settings.
-func SeriesFor(naming, namespace string) Series {
-	n := spanmetrics.NewNames(spanmetrics.DefaultConfig(), spanmetrics.NamingConfig{Naming: naming, Namespace: namespace})
-	return Series{Calls: n.Calls, Duration: n.Duration, Operation: n.SpanNameLabel}
+// msPerUnit is the factor from the histogram's unit to milliseconds.
+func (s Series) msPerUnit() float64 {
+	if s.Unit == spanmetrics.UnitSeconds {
+		return 1000
+	}
+	return 1
+}
+
+// SeriesFor returns the series names for a naming ("otel" or "legacy"), an
+// exposition namespace and a histogram unit ("ms", the default, or "s"),
+// with spanwatch's default spanmetrics settings otherwise.
+func SeriesFor(naming, namespace, unit string) Series {
+	cfg := spanmetrics.DefaultConfig()
+	if unit != "" {
+		cfg.Histogram.Unit = unit
+	}
+	n := spanmetrics.NewNames(cfg, spanmetrics.NamingConfig{Naming: naming, Namespace: namespace})
+	return Series{Calls: n.Calls, Duration: n.Duration, Operation: n.SpanNameLabel, Unit: cfg.Histogram.Unit}
+}
+
+// ResolveSeries returns the series to read: detected from the data when
+// naming is "auto" (or empty), else those of naming, namespace and unit.
+// When auto-detection finds nothing yet (a deploy may just have started)
+// it falls back to the default names, and the note says so; the note also
+// says which series were found.
+func (s *Source) ResolveSeries(ctx context.Context, naming, namespace, unit string, now time.Time) (Series, string, error) {
+	if naming != "" && naming != "auto" {
+		return SeriesFor(naming, namespace, unit), "", nil
+	}
+	found, err := s.DetectSeries(ctx, now)
+	if errors.Is(err, ErrNoData) {
+		return SeriesFor(spanmetrics.NamingOTel, namespace, unit), fmt.Sprintf("%v; waiting for data under the default names", err), nil
+	}
+	if err != nil {
+		return Series{}, "", err
+	}
+	return found, fmt.Sprintf("reading %s and %s", found.Calls, found.Duration), nil
 }
 
 // Arm selects one population: extra label matchers on the same window, or
@@ -229,6 +265,13 @@ func (s *Source) Fetch(ctx context.Context, arm Arm, now time.Time, window time.
 	if len(d.Service.Latency.Bounds) == 0 && len(classicSvc) > 0 {
 		d.Service.Latency = fromCumulative(classicSvc)
 	}
+	if f := s.Series.msPerUnit(); f != 1 {
+		scaleBounds(&d.Service.Latency, f)
+		for name, a := range d.Operations {
+			scaleBounds(&a.Latency, f)
+			d.Operations[name] = a
+		}
+	}
 	for name, a := range d.Operations {
 		if a.Requests == 0 && len(a.Latency.Bounds) == 0 {
 			delete(d.Operations, name)
@@ -281,6 +324,13 @@ func fromCumulative(cum map[float64]float64) regress.Histogram {
 	return h
 }
 
+// scaleBounds converts a histogram's bounds to milliseconds in place.
+func scaleBounds(h *regress.Histogram, f float64) {
+	for i := range h.Bounds {
+		h.Bounds[i] *= f
+	}
+}
+
 // fromNative turns a native histogram's buckets into a binned histogram
 // (the upper edge of each bucket; the zero bucket as its threshold).
 func fromNative(sh *model.SampleHistogram) regress.Histogram {
@@ -314,7 +364,7 @@ var ErrNoData = errors.New("no span metrics found")
 // (…calls_total), with their exposition namespace.
 func (s *Source) DetectSeries(ctx context.Context, now time.Time) (Series, error) {
 	sel := []*labels.Matcher{
-		labels.MustNewMatcher(labels.MatchRegexp, model.MetricNameLabel, ".*calls_total"),
+		labels.MustNewMatcher(labels.MatchRegexp, model.MetricNameLabel, ".*calls_total|.*traces_span_metrics_duration_(milliseconds|seconds)(_count)?"),
 		labels.MustNewMatcher(labels.MatchEqual, "service_name", s.Service),
 	}
 	var parts []string
@@ -333,12 +383,22 @@ func (s *Source) DetectSeries(ctx context.Context, now time.Time) (Series, error
 	const otel = "traces_span_metrics_calls_total"
 	for _, n := range names {
 		if strings.HasSuffix(n, otel) {
-			return SeriesFor(spanmetrics.NamingOTel, strings.TrimSuffix(strings.TrimSuffix(n, otel), "_")), nil
+			ns := strings.TrimSuffix(strings.TrimSuffix(n, otel), "_")
+			// Milliseconds unless only a seconds histogram is there.
+			unit := spanmetrics.UnitMilliseconds
+			sec := SeriesFor(spanmetrics.NamingOTel, ns, spanmetrics.UnitSeconds).Duration
+			ms := SeriesFor(spanmetrics.NamingOTel, ns, spanmetrics.UnitMilliseconds).Duration
+			if (slices.Contains(names, sec) || slices.Contains(names, sec+"_count")) &&
+				!slices.Contains(names, ms) && !slices.Contains(names, ms+"_count") {
+				unit = spanmetrics.UnitSeconds
+			}
+			return SeriesFor(spanmetrics.NamingOTel, ns, unit), nil
 		}
 	}
 	for _, n := range names {
 		if n == "calls_total" || strings.HasSuffix(n, "_calls_total") {
-			return SeriesFor(spanmetrics.NamingLegacy, strings.TrimSuffix(strings.TrimSuffix(n, "calls_total"), "_")), nil
+			// Legacy names are Jaeger's, in milliseconds.
+			return SeriesFor(spanmetrics.NamingLegacy, strings.TrimSuffix(strings.TrimSuffix(n, "calls_total"), "_"), ""), nil
 		}
 	}
 	return Series{}, fmt.Errorf("%w for service %q in the last day (looked for *calls_total{service_name=%q})", ErrNoData, s.Service, s.Service)

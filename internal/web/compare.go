@@ -54,6 +54,9 @@ type CompareRequest struct {
 	Window     string     `json:"window"`
 	Naming     string     `json:"naming"` // auto (default), otel or legacy
 	Namespace  string     `json:"namespace"`
+	// Unit of the duration histogram with an explicit naming: ms (default)
+	// or s; detected with naming auto.
+	Unit string `json:"unit"`
 	// Thresholds are keys of the config file's gate: section (alpha,
 	// min_ratio, candidate_share, …) over the gate's defaults.
 	Thresholds json.RawMessage `json:"thresholds"`
@@ -226,22 +229,22 @@ func (h *compareHandler) compare(ctx context.Context, req *CompareRequest) (*Com
 	}
 	var notes []string
 	switch req.Naming {
-	case "", "auto":
-		found, err := src.DetectSeries(ctx, now)
-		switch {
-		case errors.Is(err, gate.ErrNoData):
-			src.Series = gate.SeriesFor("otel", req.Namespace)
-			notes = append(notes, err.Error())
-		case err != nil:
-			return nil, err
-		default:
-			src.Series = found
-			notes = append(notes, fmt.Sprintf("reading %s and %s", found.Calls, found.Duration))
-		}
-	case "otel", "legacy":
-		src.Series = gate.SeriesFor(req.Naming, req.Namespace)
+	case "", "auto", "otel", "legacy":
 	default:
 		return nil, badf("naming must be auto, otel or legacy, got %q", req.Naming)
+	}
+	switch req.Unit {
+	case "", "ms", "s":
+	default:
+		return nil, badf("unit must be ms or s, got %q", req.Unit)
+	}
+	series, note, err := src.ResolveSeries(ctx, req.Naming, req.Namespace, req.Unit, now)
+	if err != nil {
+		return nil, err
+	}
+	src.Series = series
+	if note != "" {
+		notes = append(notes, note)
 	}
 	if req.Baseline == (CompareArm{}) && req.Candidate == (CompareArm{}) {
 		vs, err := src.Versions(ctx, now, cfg.Window, 24*time.Hour)

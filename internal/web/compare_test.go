@@ -48,6 +48,7 @@ func TestCompareBadRequests(t *testing.T) {
 		"bad json":    {http.MethodPost, "{", http.StatusBadRequest, "request body"},
 		"unknown":     {http.MethodPost, `{"service":"a","x":1}`, http.StatusBadRequest, `unknown field "x"`},
 		"naming":      {http.MethodPost, `{"service":"a","naming":"weird"}`, http.StatusBadRequest, "naming"},
+		"unit":        {http.MethodPost, `{"service":"a","unit":"h"}`, http.StatusBadRequest, "unit must be ms or s"},
 		"offset":      {http.MethodPost, `{"service":"a","baseline":{"offset":"soon"}}`, http.StatusBadRequest, "baseline.offset"},
 		"both":        {http.MethodPost, `{"service":"a","baseline":{"offset":"1h","start":"-2h","end":"-1h"}}`, http.StatusBadRequest, "choose offset"},
 		"end <start":  {http.MethodPost, `{"service":"a","baseline":{"start":"-1h","end":"-2h"},"candidate":{"start":"-1h","end":"now"}}`, http.StatusBadRequest, "end must be after"},
