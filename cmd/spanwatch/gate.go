@@ -179,6 +179,11 @@ func (c *gateCmd) finish() error {
 // run executes the gate and returns its exit code.
 func (c *gateCmd) run(ctx context.Context, stdout, stderr io.Writer) int {
 	code, err := c.execute(ctx, stdout, stderr)
+	if err != nil && ctx.Err() != nil && code != gateRegression {
+		// Ctrl-C or a CI timeout while waiting: no verdict, which is never
+		// a pass.
+		code, err = gateInconclusive, fmt.Errorf("interrupted before a verdict (%w); nothing was rolled back", ctx.Err())
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "spanwatch gate: %v\n", err)
 	}

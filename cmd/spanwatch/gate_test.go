@@ -299,3 +299,16 @@ func TestGateAutoWaitsForTheSecondVersion(t *testing.T) {
 	require.Contains(t, stderr.String(), `comparing the older "v1" (baseline) with the newer "v2" (candidate)`)
 	require.Regexp(t, `POST /charge .*regression`, stdout.String())
 }
+
+// TestGateInterruptedIsInconclusive: Ctrl-C while waiting is exit 2, not a
+// backend failure and never a pass.
+func TestGateInterruptedIsInconclusive(t *testing.T) {
+	s := spantest.NewSimulation(t, nil, time.Now())
+	ctx, cancel := context.WithTimeout(context.Background(), 1500*time.Millisecond)
+	defer cancel()
+	var out, errb bytes.Buffer
+	code := run(ctx, []string{"gate", "--url=http://" + s.App.WebAddr().String(), "--service=ghost",
+		`--baseline=service_version="v1"`, `--candidate=service_version="v2"`, "--max-wait=1m", "--poll-interval=1s"}, &out, &errb)
+	require.Equal(t, gateInconclusive, code, "stdout:\n%s\nstderr:\n%s", out.String(), errb.String())
+	require.Contains(t, errb.String(), "interrupted before a verdict")
+}
