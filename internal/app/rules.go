@@ -19,6 +19,7 @@ func (a *App) newRules(mux *http.ServeMux) error {
 	pack := rc.Builtin
 	pack.Enabled = pack.Enabled && a.opts.RulesBuiltin
 	if len(a.opts.RuleFiles) == 0 && !pack.Enabled {
+		a.mountNoRules(mux, "no rule files are configured and the built-in pack is off")
 		return nil
 	}
 	ro := rules.Options{
@@ -47,6 +48,7 @@ func (a *App) newRules(mux *http.ServeMux) error {
 		ro.Parser = a.engine.Parser
 	default:
 		a.logger.Warn("rules are not evaluated: --storage.mode=none without --query.url leaves nothing to query")
+		a.mountNoRules(mux, "rules are not evaluated: --storage.mode=none without --query.url leaves nothing to query")
 		return nil
 	}
 	m, err := rules.New(ro)
@@ -68,6 +70,26 @@ func (a *App) newRules(mux *http.ServeMux) error {
 	}
 	return nil
 }
+
+// mountNoRules serves /api/v1/rules and /api/v1/alerts empty, as Prometheus
+// does without rules (Grafana asks for them), and POST /-/reload with the
+// reason there is nothing to reload.
+func (a *App) mountNoRules(mux *http.ServeMux, why string) {
+	rh, ah := api.RulesHandlers(noRules{}, a.logger.With("component", "api"))
+	mux.Handle(api.Prefix+"rules", rh)
+	mux.Handle(api.Prefix+"alerts", ah)
+	if a.opts.EnableLifecycle {
+		mux.HandleFunc("POST /-/reload", func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = w.Write([]byte("nothing to reload: " + why + "\n"))
+		})
+	}
+}
+
+// noRules is the rules source of a spanwatch without rules.
+type noRules struct{}
+
+func (noRules) RuleGroups() []*prules.Group           { return nil }
+func (noRules) AlertingRules() []*prules.AlertingRule { return nil }
 
 // Reload reloads the rule files; on error the previous rules stay in force.
 func (a *App) Reload() error {

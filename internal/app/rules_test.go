@@ -179,3 +179,33 @@ func TestAlertStateSurvivesRestart(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, !t2.Before(t1) && t2.Before(restart), "restored active time %s, first %s, restart %s", t2, t1, restart)
 }
+
+// TestNoRulesServesEmptyRulesAndReload: without rules, /api/v1/rules and
+// /api/v1/alerts answer empty lists (Grafana asks for them) and
+// POST /-/reload says there is nothing to reload.
+func TestNoRulesServesEmptyRulesAndReload(t *testing.T) {
+	a := startApp(t, nil, func(o *app.Options) {
+		o.RulesBuiltin = false
+		o.EnableLifecycle = true
+	})
+	base := "http://" + a.WebAddr().String()
+	var r struct {
+		Status string `json:"status"`
+		Data   struct {
+			Groups []any `json:"groups"`
+			Alerts []any `json:"alerts"`
+		} `json:"data"`
+	}
+	require.Equal(t, http.StatusOK, getJSON(t, base+"/api/v1/rules", &r))
+	require.Equal(t, "success", r.Status)
+	require.NotNil(t, r.Data.Groups)
+	require.Empty(t, r.Data.Groups)
+	require.Equal(t, http.StatusOK, getJSON(t, base+"/api/v1/alerts", &r))
+	require.NotNil(t, r.Data.Alerts)
+	resp, err := http.Post(base+"/-/reload", "", nil)
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Contains(t, string(body), "nothing to reload: no rule files are configured")
+}
