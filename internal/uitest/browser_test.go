@@ -9,7 +9,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -70,6 +72,42 @@ func startDemo(t *testing.T) string {
 		s.Step(15*time.Second, demoTraffic(rng))
 	}
 	return "http://" + s.App.WebAddr().String()
+}
+
+// startSeconds runs spanwatch with its duration histogram in seconds
+// (traces_span_metrics_duration_seconds, classic and native), fed with 2
+// simulated minutes of demo traffic ending now, and returns its web URL.
+func startSeconds(t *testing.T) string {
+	t.Helper()
+	cfg := config.Default()
+	cfg.SpanMetrics.Histogram.Unit = spanmetrics.UnitSeconds
+	cfg.SpanMetrics.Histogram.Exponential = &spanmetrics.ExponentialConfig{}
+	s := spantest.NewSimulation(t, cfg, time.Now().Add(-2*time.Minute))
+	rng := rand.New(rand.NewPCG(11, 12))
+	for range 8 {
+		s.Step(15*time.Second, demoTraffic(rng))
+	}
+	return "http://" + s.App.WebAddr().String()
+}
+
+// latencyRe matches a latency as fmtMs writes it: "41.2 ms", "1.53 s".
+var latencyRe = regexp.MustCompile(`(\d+(?:\.\d+)?(?:e-?\d+)?) (ms|s)\b`)
+
+// requireMs checks that s shows at least n latencies and that each is
+// between 5 ms and 2 s: the demo's checkout spans take tens of ms, so a
+// histogram in seconds shown unconverted would give values like 0.04 ms.
+func requireMs(t *testing.T, what, s string, n int) {
+	t.Helper()
+	found := latencyRe.FindAllStringSubmatch(s, -1)
+	require.GreaterOrEqual(t, len(found), n, "%s: latencies in %q", what, s)
+	for _, m := range found {
+		v, err := strconv.ParseFloat(m[1], 64)
+		require.NoError(t, err)
+		if m[2] == "s" {
+			v *= 1000
+		}
+		require.True(t, v >= 5 && v <= 2000, "%s: %s %s out of 5 ms … 2 s in %q", what, m[1], m[2], s)
+	}
 }
 
 // requireUIBundle fails (CI) or skips unless the UI bundle was built.
@@ -293,8 +331,9 @@ func requireData(t *testing.T, cs []chartInfo) {
 // navigation to a service, its charts (also by version, with the markers
 // where versions first served traffic) and its span-kind filter, the time
 // picker, Compare showing the canary's regression, and a page opened before
-// the first flush that shows the data on refresh. Screenshots go to
-// $SPANWATCH_ARTIFACTS when it is set.
+// the first flush that shows the data on refresh, and a spanwatch whose
+// duration histogram is in seconds showing its latencies in milliseconds.
+// Screenshots go to $SPANWATCH_ARTIFACTS when it is set.
 func TestUI(t *testing.T) {
 	requireUIBundle(t)
 	chromiumPath(t)
@@ -493,6 +532,44 @@ func TestUI(t *testing.T) {
 			// The detection is kept from then on: r shows the services again.
 			require.NoError(t, chromedp.Do(ctx, chromedp.KeyEvent("r")))
 			waitJS(t, ctx, "the services after r", `document.querySelector('table.data tbody tr[data-name="frontend"]') !== null`)
+		}},
+		{"histogram in seconds", func(t *testing.T) {
+			// histogram.unit: s: …_duration_seconds, in seconds; every latency
+			// on the pages is still in milliseconds.
+			began := time.Now()
+			base := startSeconds(t)
+			t.Logf("spanwatch with a histogram in seconds at %s (%s)", base, time.Since(began).Round(time.Millisecond))
+			require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(`table.data tbody tr[data-name="checkout"]`))))
+			require.Contains(t, text(t, ctx, "main"), "traces_span_metrics_duration_seconds: seconds, shown in milliseconds")
+			p95 := eval[string](t, ctx, `document.querySelector('tr[data-name="checkout"]').children[3].textContent`)
+			requireMs(t, "services: P95 of checkout", p95, 1)
+
+			require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(base+"/service/checkout")))
+			cs := waitCharts(t, ctx, serviceCharts)
+			requireData(t, cs)
+			// Operations: P50, P95 and P99 of each.
+			rows := eval[[]string](t, ctx, `[...document.querySelectorAll("main table.data tbody tr")].map((r) => r.innerText.split("\t").slice(4).join(" | "))`)
+			t.Logf("operations' P50 | P95 | P99: %q", rows)
+			require.Len(t, rows, 2)
+			for _, r := range rows {
+				requireMs(t, "operations table", r, 3)
+			}
+			// The charts' summaries: "P50: last 41.2 ms, max …", by version alike.
+			for _, title := range []string{"Latency P50 / P95 / P99", "P50 by version", "P95 by version", "P99 by version"} {
+				requireMs(t, title, chart(t, cs, title).Label, 2)
+			}
+			// The heatmap's rows: "… requests in buckets from 8.00 ms to …".
+			heat := ""
+			for _, c := range cs {
+				if strings.HasPrefix(c.Title, "Requests per latency bucket") {
+					heat = c.Label
+				}
+			}
+			m := regexp.MustCompile(`in buckets from ([\d.]+) ms to `).FindStringSubmatch(heat)
+			require.NotNil(t, m, "heatmap summary %q", heat)
+			low, err := strconv.ParseFloat(m[1], 64)
+			require.NoError(t, err)
+			require.GreaterOrEqual(t, low, 1.0, "heatmap's lowest bucket in %q", heat)
 		}},
 	}
 	for _, s := range steps {

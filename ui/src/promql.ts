@@ -25,6 +25,12 @@ export interface Naming {
   calls: string;
   /** histogram base name; classic buckets are duration + "_bucket" */
   duration: string;
+  /**
+   * Factor from the histogram's unit to milliseconds: 1 for
+   * …_duration_milliseconds and legacy latency, 1000 for …_duration_seconds.
+   * Quantile queries apply it (quantileQuery), bucket bounds go through msBound.
+   */
+  toMs: number;
   /** span name label: span_name (otel) or operation (legacy) */
   op: string;
   /** whether a native histogram series named `duration` exists */
@@ -39,6 +45,9 @@ const OTEL_CALLS = "traces_span_metrics_calls_total";
  * Finds the naming from the values of __name__: the otel names
  * ([ns_]traces_span_metrics_*) first, then the legacy ones
  * ([ns_]calls_total with [ns_]latency_bucket). Null when there are none.
+ * The otel histogram is …_duration_milliseconds, or …_duration_seconds
+ * (spanmetrics.histogram.unit: s) when only that one exists (as classic
+ * buckets or a native histogram).
  */
 export function detectNaming(names: string[]): Naming | null {
   const set = new Set(names);
@@ -46,8 +55,11 @@ export function detectNaming(names: string[]): Naming | null {
   for (const n of sorted) {
     if (n === OTEL_CALLS || n.endsWith("_" + OTEL_CALLS)) {
       const prefix = n.slice(0, n.length - OTEL_CALLS.length);
-      const duration = prefix + "traces_span_metrics_duration_milliseconds";
-      return { kind: "otel", calls: n, duration, op: "span_name", native: set.has(duration), classic: set.has(duration + "_bucket") };
+      const exists = (d: string) => set.has(d) || set.has(d + "_bucket");
+      const ms = prefix + "traces_span_metrics_duration_milliseconds";
+      const sec = prefix + "traces_span_metrics_duration_seconds";
+      const [duration, toMs] = !exists(ms) && exists(sec) ? [sec, 1000] : [ms, 1];
+      return { kind: "otel", calls: n, duration, toMs, op: "span_name", native: set.has(duration), classic: set.has(duration + "_bucket") };
     }
   }
   for (const n of sorted) {
@@ -55,7 +67,7 @@ export function detectNaming(names: string[]): Naming | null {
       const prefix = n.slice(0, n.length - "calls_total".length);
       const duration = prefix + "latency";
       if (!set.has(duration + "_bucket") && !set.has(duration)) continue;
-      return { kind: "legacy", calls: n, duration, op: "operation", native: set.has(duration), classic: set.has(duration + "_bucket") };
+      return { kind: "legacy", calls: n, duration, toMs: 1, op: "operation", native: set.has(duration), classic: set.has(duration + "_bucket") };
     }
   }
   return null;
@@ -112,12 +124,26 @@ export function sumRate(sel: string, win: string, by: string[]): string {
   return `sum by (${by.join(", ")}) (rate(${sel}[${win}]))`;
 }
 
-/** A quantile query over the native histogram when present, else classic buckets. */
+/**
+ * A quantile query over the native histogram when present, else classic
+ * buckets, in milliseconds whatever the histogram's unit.
+ */
 export function quantileQuery(n: Naming, q: number, matchers: Matcher[], win: string, by: string[], forceClassic = false): string {
-  if (n.native && !forceClassic) {
-    return `histogram_quantile(${q}, ${sumRate(selector(n.duration, matchers), win, by)})`;
-  }
-  return `histogram_quantile(${q}, ${sumRate(selector(n.duration + "_bucket", matchers), win, [...by, "le"])})`;
+  const e =
+    n.native && !forceClassic
+      ? `histogram_quantile(${q}, ${sumRate(selector(n.duration, matchers), win, by)})`
+      : `histogram_quantile(${q}, ${sumRate(selector(n.duration + "_bucket", matchers), win, [...by, "le"])})`;
+  return n.toMs === 1 ? e : `${e} * ${n.toMs}`;
+}
+
+/** A note for pages when the histogram is not in milliseconds ("" when it is). */
+export function unitNote(n: Naming): string {
+  return n.toMs === 1 ? "" : ` (${n.duration}: seconds, shown in milliseconds)`;
+}
+
+/** A classic bucket's upper bound (its `le` label) in milliseconds; NaN when invalid. */
+export function msBound(n: Naming, le: string | undefined): number {
+  return le === undefined ? NaN : sampleValue(le) * n.toMs;
 }
 
 /** Error ratio: errors / calls, by labels. */

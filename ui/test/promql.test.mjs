@@ -12,16 +12,58 @@ test("label values are escaped for PromQL string literals", () => {
 test("naming is detected from metric names", () => {
   const otel = p.detectNaming(["traces_span_metrics_calls_total", "traces_span_metrics_duration_milliseconds", "traces_span_metrics_duration_milliseconds_bucket"]);
   assert.deepEqual(otel, {
-    kind: "otel", calls: "traces_span_metrics_calls_total", duration: "traces_span_metrics_duration_milliseconds",
+    kind: "otel", calls: "traces_span_metrics_calls_total", duration: "traces_span_metrics_duration_milliseconds", toMs: 1,
     op: "span_name", native: true, classic: true,
   });
   const ns = p.detectNaming(["up", "jaeger_spm_traces_span_metrics_calls_total", "jaeger_spm_traces_span_metrics_duration_milliseconds_bucket"]);
   assert.equal(ns.duration, "jaeger_spm_traces_span_metrics_duration_milliseconds");
   assert.equal(ns.native, false);
   const legacy = p.detectNaming(["jaeger_spm_calls_total", "jaeger_spm_latency_bucket", "http_calls_total"]);
-  assert.deepEqual(legacy, { kind: "legacy", calls: "jaeger_spm_calls_total", duration: "jaeger_spm_latency", op: "operation", native: false, classic: true });
+  assert.deepEqual(legacy, { kind: "legacy", calls: "jaeger_spm_calls_total", duration: "jaeger_spm_latency", toMs: 1, op: "operation", native: false, classic: true });
   assert.equal(p.detectNaming(["calls_total", "latency_bucket"]).duration, "latency");
   assert.equal(p.detectNaming(["up", "http_calls_total"]), null);
+});
+
+test("a histogram in seconds is detected, milliseconds preferred", () => {
+  // spanmetrics.histogram.unit: s, classic buckets only.
+  const classic = p.detectNaming(["traces_span_metrics_calls_total", "traces_span_metrics_duration_seconds_bucket", "traces_span_metrics_duration_seconds_count", "traces_span_metrics_duration_seconds_sum"]);
+  assert.deepEqual(classic, {
+    kind: "otel", calls: "traces_span_metrics_calls_total", duration: "traces_span_metrics_duration_seconds", toMs: 1000,
+    op: "span_name", native: false, classic: true,
+  });
+  // A native histogram only, under a namespace.
+  const native = p.detectNaming(["ns_traces_span_metrics_calls_total", "ns_traces_span_metrics_duration_seconds"]);
+  assert.equal(native.duration, "ns_traces_span_metrics_duration_seconds");
+  assert.equal(native.toMs, 1000);
+  assert.equal(native.native, true);
+  assert.equal(native.classic, false);
+  // Both units: milliseconds, classic or native.
+  for (const ms of ["traces_span_metrics_duration_milliseconds_bucket", "traces_span_metrics_duration_milliseconds"]) {
+    const both = p.detectNaming(["traces_span_metrics_calls_total", "traces_span_metrics_duration_seconds", "traces_span_metrics_duration_seconds_bucket", ms]);
+    assert.equal(both.duration, "traces_span_metrics_duration_milliseconds", ms);
+    assert.equal(both.toMs, 1, ms);
+  }
+  // Neither: the milliseconds names (the pages then show no latency).
+  const none = p.detectNaming(["traces_span_metrics_calls_total"]);
+  assert.equal(none.duration, "traces_span_metrics_duration_milliseconds");
+  assert.equal(none.toMs, 1);
+  assert.equal(none.classic || none.native, false);
+});
+
+test("quantiles and bucket bounds of a histogram in seconds are in milliseconds", () => {
+  const n = p.detectNaming(["traces_span_metrics_calls_total", "traces_span_metrics_duration_seconds", "traces_span_metrics_duration_seconds_bucket"]);
+  const m = [["service_name", "=", "checkout"]];
+  assert.equal(p.quantileQuery(n, 0.95, m, "5m", ["service_name"]),
+    `histogram_quantile(0.95, sum by (service_name) (rate(traces_span_metrics_duration_seconds{service_name="checkout"}[5m]))) * 1000`);
+  assert.equal(p.quantileQuery(n, 0.5, m, "5m", [], true),
+    `histogram_quantile(0.5, sum by (le) (rate(traces_span_metrics_duration_seconds_bucket{service_name="checkout"}[5m]))) * 1000`);
+  assert.equal(p.msBound(n, "0.05"), 50);
+  assert.equal(p.msBound(n, "+Inf"), Infinity);
+  assert.ok(Number.isNaN(p.msBound(n, undefined)));
+  assert.match(p.unitNote(n), /seconds, shown in milliseconds/);
+  const ms = p.detectNaming(["traces_span_metrics_calls_total", "traces_span_metrics_duration_milliseconds_bucket"]);
+  assert.equal(p.msBound(ms, "50"), 50);
+  assert.equal(p.unitNote(ms), "");
 });
 
 test("quantile queries prefer native histograms", () => {

@@ -4,7 +4,7 @@ import { MatrixSeries, naming, query, queryRange, val } from "../api";
 import { Chart, heatmap, Line, Marker, timeChart } from "../charts";
 import { clear, h, navLink } from "../dom";
 import { current, rerender, showError } from "../main";
-import { decumulate, errorRatioQuery, fmtMs, fmtNum, fmtPct, kindMatcher, Matcher, Naming, promDuration, quantileQuery, rateWindow, sampleValue, selector, stepFor, sumRate } from "../promql";
+import { decumulate, errorRatioQuery, fmtMs, fmtNum, fmtPct, kindMatcher, Matcher, msBound, Naming, promDuration, quantileQuery, rateWindow, sampleValue, selector, stepFor, sumRate, unitNote } from "../promql";
 import { href, params, setParams, timeRange } from "../state";
 import { noTraffic } from "./empty";
 import { KIND_CHOICES, keyOf, quantileBy, versionSort } from "./services";
@@ -156,7 +156,7 @@ export async function renderService(main: HTMLElement, service: string, gen: num
   clear(
     main,
     head,
-    h("p", { class: "muted" }, `Latencies from ${n.native ? "native histograms where present, classic buckets otherwise" : "classic buckets"}. Step ${promDuration(step)}, rate window ${win}.`),
+    h("p", { class: "muted" }, `Latencies from ${n.native ? "native histograms where present, classic buckets otherwise" : "classic buckets"}${unitNote(n)}. Step ${promDuration(step)}, rate window ${win}.`),
     h("h2", {}, "Operations"),
     opsBox,
     h("h2", {}, "Requests, errors, latency"),
@@ -273,7 +273,7 @@ export async function renderService(main: HTMLElement, service: string, gen: num
     for (let t = tr.start; t <= tr.end; t += hstep) hx.push(t);
     const r = await queryRange(`sum by (le) (increase(${selector(n.duration + "_bucket", m)}[${promDuration(hstep)}]))`, tr.start, tr.end, hstep, "latency buckets over time");
     if (!current(gen)) return;
-    const les = r.map((s) => ({ le: sampleValue(s.metric.le ?? "NaN"), vals: align(hx, s) })).filter((s) => !Number.isNaN(s.le));
+    const les = r.map((s) => ({ le: msBound(n, s.metric.le), vals: align(hx, s) })).filter((s) => !Number.isNaN(s.le));
     les.sort((a, b) => a.le - b.le);
     const bounds = les.map((s) => s.le);
     const counts = hx.map((_, i) => decumulate(les.map((s) => [s.le, s.vals[i] ?? 0] as [number, number])).map(([, c]) => c));

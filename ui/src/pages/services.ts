@@ -4,7 +4,7 @@ import { APIError, byLabel, compare, labelValues, naming, query, queryRange, val
 import { sparkline } from "../charts";
 import { clear, h, navLink } from "../dom";
 import { current, rerender, showError } from "../main";
-import { errorRatioQuery, fmtMs, fmtNum, fmtPct, kindMatcher, Matcher, Naming, promDuration, quantileQuery, selector, stepFor, sumRate } from "../promql";
+import { errorRatioQuery, fmtMs, fmtNum, fmtPct, kindMatcher, Matcher, Naming, promDuration, quantileQuery, selector, stepFor, sumRate, unitNote } from "../promql";
 import { href, params, setParams, timeRange } from "../state";
 import { noTraffic } from "./empty";
 import { CompareData, verdictBadge } from "./verdict";
@@ -77,7 +77,7 @@ export async function renderServices(main: HTMLElement, gen: number) {
   clear(
     main,
     h("div", { class: "page-head" }, h("h1", {}, "Services"), h("div", { class: "controls" }, search, h("label", {}, "Span kind ", kindSel))),
-    h("p", { class: "muted" }, `Request rate, errors and P95 over ${tr.custom ? "the chosen range" : "the last " + tr.label}, sorted by impact (P95 × request rate). Latencies from ${n.native ? "native histograms" : "classic buckets"}; names: ${n.calls}.`),
+    h("p", { class: "muted" }, `Request rate, errors and P95 over ${tr.custom ? "the chosen range" : "the last " + tr.label}, sorted by impact (P95 × request rate). Latencies from ${n.native ? "native histograms" : "classic buckets"}${unitNote(n)}; names: ${n.calls}.`),
     status,
     tableBox,
   );
