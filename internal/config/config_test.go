@@ -292,6 +292,39 @@ exposition:
 			},
 		},
 
+		// Remote write.
+		{
+			name: "remote write without native histograms",
+			in: `
+remote_write:
+  - url: http://prometheus:9090/api/v1/write
+    send_native_histograms: false
+  - url: http://mimir:8080/api/v1/push
+    send_native_histograms:
+  - url: http://thanos:19291/api/v1/receive
+`,
+			want: func(f *File) {
+				f.RemoteWrite = []export.RemoteWriteConfig{
+					{URL: "http://prometheus:9090/api/v1/write", SendNativeHistograms: ptr(false)},
+					// Empty or absent: the writer's default (true).
+					{URL: "http://mimir:8080/api/v1/push"},
+					{URL: "http://thanos:19291/api/v1/receive"},
+				}
+			},
+		},
+		{
+			name: "remote write send_native_histograms of the wrong type",
+			in:   "remote_write:\n  - url: http://prometheus:9090/api/v1/write\n    send_native_histograms: classic\n",
+			wantErr: []string{
+				`config.yaml:3: remote_write[0].send_native_histograms: cannot parse "classic" as true or false`,
+			},
+		},
+		{
+			name:    "remote write send_native_histograms given a list",
+			in:      "remote_write:\n  - url: http://prometheus:9090/api/v1/write\n    send_native_histograms: [false]\n",
+			wantErr: []string{`config.yaml:3: remote_write[0].send_native_histograms: expected a single value, got a list`},
+		},
+
 		// Kinds and types.
 		{
 			name: "wrong kinds",
@@ -494,9 +527,10 @@ func TestLoadFull(t *testing.T) {
 			{
 				URL: "https://mimir.example.com/api/v1/push", Name: "mimir", Timeout: 10 * time.Second,
 				QueueSnapshots: 8, MaxSamplesPerSend: 5000, MinBackoff: 50 * time.Millisecond, MaxBackoff: 10 * time.Second,
-				Headers:        map[string]string{"X-Scope-OrgID": "team-a"},
-				BasicAuth:      &export.RemoteWriteBasicAuth{Username: "spanwatch", Password: "secret"},
-				ExternalLabels: map[string]string{"replica": "a"},
+				Headers:              map[string]string{"X-Scope-OrgID": "team-a"},
+				BasicAuth:            &export.RemoteWriteBasicAuth{Username: "spanwatch", Password: "secret"},
+				ExternalLabels:       map[string]string{"replica": "a"},
+				SendNativeHistograms: ptr(false),
 			},
 			{URL: "http://prometheus:9090/api/v1/write", BearerToken: "tok"},
 		},

@@ -20,6 +20,10 @@ const (
 	DefaultRemoteWriteMaxSamplesPerSend = 2000
 	DefaultRemoteWriteMinBackoff        = 30 * time.Millisecond
 	DefaultRemoteWriteMaxBackoff        = 5 * time.Second
+	// DefaultRemoteWriteSendNativeHistograms differs from Prometheus's
+	// default (false): spanwatch keeps native histograms only when
+	// spanmetrics.histogram.exponential asks for them.
+	DefaultRemoteWriteSendNativeHistograms = true
 )
 
 // ErrInvalidRemoteWrite is wrapped by every error of
@@ -48,6 +52,16 @@ type RemoteWriteConfig struct {
 	// MaxSamplesPerSend is the largest number of samples (floats and native
 	// histograms) in one request (default 2000).
 	MaxSamplesPerSend int `yaml:"max_samples_per_send"`
+	// SendNativeHistograms says whether native histograms (kept when
+	// spanmetrics.histogram.exponential is set) are sent to the endpoint,
+	// as Prometheus's remote_write send_native_histograms does. When false
+	// the endpoint gets the classic series only (buckets, _sum, _count,
+	// calls, target_info): no native histogram samples and no native
+	// staleness markers. nil means true, unlike Prometheus (false): spanwatch
+	// keeps native histograms only when told to, so sending them is the
+	// natural default. Set it to false for a store that refuses them, such
+	// as Prometheus 2.x without --enable-feature=native-histograms.
+	SendNativeHistograms *bool `yaml:"send_native_histograms"`
 	// MinBackoff is the first wait after a recoverable error (5xx, 429,
 	// network error); each further retry doubles it, up to MaxBackoff, with
 	// jitter (defaults 30ms and 5s).
@@ -85,6 +99,8 @@ func DefaultRemoteWriteConfig() RemoteWriteConfig {
 		MaxSamplesPerSend: DefaultRemoteWriteMaxSamplesPerSend,
 		MinBackoff:        DefaultRemoteWriteMinBackoff,
 		MaxBackoff:        DefaultRemoteWriteMaxBackoff,
+		// A fresh pointer per call: callers may set it through the pointer.
+		SendNativeHistograms: new(DefaultRemoteWriteSendNativeHistograms),
 	}
 }
 
@@ -106,8 +122,20 @@ func (c RemoteWriteConfig) withDefaults() RemoteWriteConfig {
 	if c.MaxBackoff == 0 {
 		c.MaxBackoff = max(d.MaxBackoff, c.MinBackoff)
 	}
+	if c.SendNativeHistograms == nil {
+		c.SendNativeHistograms = new(DefaultRemoteWriteSendNativeHistograms)
+	}
 	c.Name = c.RemoteName()
 	return c
+}
+
+// sendNativeHistograms is SendNativeHistograms with nil meaning the
+// default, true.
+func (c *RemoteWriteConfig) sendNativeHistograms() bool {
+	if c.SendNativeHistograms == nil {
+		return DefaultRemoteWriteSendNativeHistograms
+	}
+	return *c.SendNativeHistograms
 }
 
 // RemoteName is the endpoint's name: Name, or the URL's host:port when

@@ -28,11 +28,22 @@ type sendFunc func(data []byte, samples int) error
 // goes into the same request, so a request never splits a series' samples
 // and samples of one series always arrive in timestamp order.
 //
+// Without native histograms (native false) it sends each snapshot as if
+// native histograms were off: no native histogram samples and no native
+// staleness markers.
+//
 // It is used by one goroutine at a time and keeps its buffers between
 // snapshots.
 type rwEncoder struct {
-	ext []prompb.Label // external labels, sorted by name
-	max int
+	ext    []prompb.Label // external labels, sorted by name
+	max    int
+	native bool // send native histograms
+
+	// classic is the current snapshot without native histograms, when
+	// native is false; its slices are reused.
+	classic       spanmetrics.Snapshot
+	classicSeries []spanmetrics.SeriesSnapshot
+	classicGone   []spanmetrics.GoneSeries
 
 	// targets are the target_info label sets sent with the previous
 	// snapshot, by their String(), for staleness markers when they vanish.
@@ -56,8 +67,8 @@ type rwEncoder struct {
 	goneIn     int // gone series whose markers are in req or earlier
 }
 
-func newRWEncoder(ext map[string]string, maxSamples int) *rwEncoder {
-	e := &rwEncoder{max: maxSamples, targets: map[string]promlabels.Labels{}}
+func newRWEncoder(ext map[string]string, maxSamples int, native bool) *rwEncoder {
+	e := &rwEncoder{max: maxSamples, native: native, targets: map[string]promlabels.Labels{}}
 	for n, v := range ext {
 		e.ext = append(e.ext, prompb.Label{Name: n, Value: v})
 	}
@@ -70,8 +81,14 @@ var staleNaN = math.Float64frombits(value.StaleNaN)
 // encode sends every sample of v: target_info series (and staleness
 // markers for those that vanished), the series' samples with zero-first
 // samples for new series, and staleness markers for v.Gone. It returns the
-// first error send returns; the progress fields then say how far it got.
+// first error send returns; the progress fields then say how far it got
+// (series and gone series are counted in v's order, with or without native
+// histograms).
 func (e *rwEncoder) encode(v *spanmetrics.Snapshot, send sendFunc) error {
+	if !e.native && hasNative(v) {
+		v = e.withoutNative(v)
+		defer e.releaseClassic()
+	}
 	e.reset()
 	clear(e.names)
 	e.finalized, e.seriesDone, e.goneDone, e.seriesIn, e.goneIn = 0, 0, 0, 0, 0
@@ -165,6 +182,52 @@ func goneSeries(g spanmetrics.GoneSeries) *spanmetrics.SeriesSnapshot {
 	return ss
 }
 
+// hasNative reports whether v holds native histogram samples or staleness
+// markers.
+func hasNative(v *spanmetrics.Snapshot) bool {
+	if v.HistogramDisabled {
+		return false
+	}
+	for i := range v.Series {
+		if v.Series[i].Native != nil {
+			return true
+		}
+	}
+	for _, g := range v.Gone {
+		if g.Native {
+			return true
+		}
+	}
+	return false
+}
+
+// withoutNative returns v as it would be without native histograms, in e's
+// reused buffers, valid until releaseClassic: the same series, in the same
+// order, without their native histogram. v is not modified (sinks share
+// it). Copying the series is cheaper than skipping the native samples in
+// the loop: ForEachSample does not build a histogram it need not send.
+func (e *rwEncoder) withoutNative(v *spanmetrics.Snapshot) *spanmetrics.Snapshot {
+	e.classic = *v
+	e.classicSeries = append(e.classicSeries[:0], v.Series...)
+	for i := range e.classicSeries {
+		e.classicSeries[i].Native = nil
+	}
+	e.classicGone = append(e.classicGone[:0], v.Gone...)
+	for i := range e.classicGone {
+		e.classicGone[i].Native = false
+	}
+	e.classic.Series, e.classic.Gone = e.classicSeries, e.classicGone
+	return &e.classic
+}
+
+// releaseClassic drops withoutNative's references to the snapshot, keeping
+// the buffers.
+func (e *rwEncoder) releaseClassic() {
+	clear(e.classicSeries)
+	clear(e.classicGone)
+	e.classic = spanmetrics.Snapshot{}
+}
+
 // isNativeIdx reports whether the idx-th Prometheus series of a series is
 // its native histogram (see spanmetrics.Snapshot.NumSamples for the
 // layout).
@@ -172,19 +235,30 @@ func isNativeIdx(v *spanmetrics.Snapshot, native bool, idx int) bool {
 	return native && !v.HistogramDisabled && idx == len(v.Bounds)+4
 }
 
-// countSamples is the number of samples encode sends for v, not counting
-// staleness markers of vanished target_info series.
-func countSamples(v *spanmetrics.Snapshot) int {
+// countSamples is the number of samples encode sends for v, with or
+// without native histograms, not counting staleness markers of vanished
+// target_info series.
+func countSamples(v *spanmetrics.Snapshot, native bool) int {
 	n := len(v.Targets)
 	for i := range v.Series {
-		k := v.NumSamples(&v.Series[i])
+		k := numSamples(v, &v.Series[i], native)
 		if v.Series[i].New {
 			k *= 2
 		}
 		n += k
 	}
 	for _, g := range v.Gone {
-		n += v.NumSamples(goneSeries(g))
+		n += numSamples(v, goneSeries(g), native)
+	}
+	return n
+}
+
+// numSamples is v.NumSamples(ss) without the native histogram when native
+// histograms are not sent.
+func numSamples(v *spanmetrics.Snapshot, ss *spanmetrics.SeriesSnapshot, native bool) int {
+	n := v.NumSamples(ss)
+	if !native && isNativeIdx(v, ss.Native != nil, n-1) {
+		n--
 	}
 	return n
 }

@@ -124,3 +124,90 @@ func TestRemoteWriteRealPrometheus(t *testing.T) {
 		t.Logf("replica %s: %v samples sent", r.w.Name(), promtestutil.ToFloat64(r.w.m.sent))
 	}
 }
+
+// TestRemoteWriteRealPrometheusWithoutNativeHistograms writes native-enabled
+// span metrics to a real Prometheus 2.x started without
+// --enable-feature=native-histograms. Such a Prometheus answers 500 to
+// every request that holds a native histogram: a destination with the
+// default send_native_histograms gets nowhere, one with
+// send_native_histograms: false gets the classic series.
+func TestRemoteWriteRealPrometheusWithoutNativeHistograms(t *testing.T) {
+	testutil.Binary(t, "prometheus")
+	prom := testutil.StartPrometheus(t, "global:\n  scrape_interval: 1m\n", "--web.enable-remote-write-receiver")
+
+	cfg := spanmetrics.DefaultConfig()
+	cfg.Histogram.Exponential = &spanmetrics.ExponentialConfig{}
+	agg, err := spanmetrics.New(cfg, spanmetrics.Options{})
+	require.NoError(t, err)
+	newWriter := func(name string, sendNative *bool) *RemoteWriter {
+		w, err := NewRemoteWriter(RemoteWriteConfig{
+			URL:                  prom.URL + "/api/v1/write",
+			Name:                 name,
+			MinBackoff:           10 * time.Millisecond,
+			MaxBackoff:           100 * time.Millisecond,
+			SendNativeHistograms: sendNative,
+			ExternalLabels:       map[string]string{"replica": name},
+		}, nil, nil)
+		require.NoError(t, err)
+		w.Start()
+		t.Cleanup(func() {
+			// Bounded: the native destination never succeeds.
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			_ = w.Shutdown(ctx)
+		})
+		return w
+	}
+	classic, native := newWriter("classic", new(false)), newWriter("native", nil)
+	flush := func() (time.Time, int) {
+		s := agg.Snapshot(time.Now())
+		classic.ConsumeSnapshot(s)
+		native.ConsumeSnapshot(s)
+		return s.Time, countSamples(s, false)
+	}
+
+	// n spans of 1…100 ms (i%100+1), so ≤10 ms holds n/10 of them.
+	feed := func(n int) {
+		durs := make([]time.Duration, n)
+		for i := range durs {
+			durs[i] = time.Duration(i%100+1) * time.Millisecond
+		}
+		rwSpans(t, agg, "svc", "GET /items", durs...)
+	}
+	feed(600)
+	_, n1 := flush()
+	time.Sleep(50 * time.Millisecond)
+	feed(100)
+	t2, n2 := flush()
+
+	eq := func(want float64) func(float64) bool { return func(v float64) bool { return v == want } }
+	const wait = 20 * time.Second
+	at := fmt.Sprintf("@ %.3f", float64(t2.UnixMilli())/1000)
+	sel := `{replica="classic"} ` + at
+	testutil.Eventually(t, prom.URL, `sum(traces_span_metrics_calls_total`+sel+`)`, wait, eq(700))
+	testutil.Eventually(t, prom.URL, `sum(traces_span_metrics_duration_milliseconds_bucket{replica="classic",le="10"} `+at+`)`, wait, eq(70))
+	testutil.Eventually(t, prom.URL, `sum(traces_span_metrics_duration_milliseconds_sum`+sel+`)`, wait, eq(7*5050))
+	testutil.Eventually(t, prom.URL, `sum(traces_span_metrics_duration_milliseconds_count`+sel+`)`, wait, eq(700))
+	testutil.Eventually(t, prom.URL, `sum(increase(traces_span_metrics_calls_total{replica="classic"}[5m] `+at+`))`, wait, eq(700))
+	testutil.Eventually(t, prom.URL, `count(target_info`+sel+`)`, wait, eq(1))
+	// No native histogram, and nothing from the destination that sends them.
+	testutil.Eventually(t, prom.URL, `absent(traces_span_metrics_duration_milliseconds`+sel+`)`, wait, eq(1))
+	require.Eventually(t, func() bool { return promtestutil.ToFloat64(native.m.failed) >= 2 }, wait, 10*time.Millisecond)
+	testutil.Eventually(t, prom.URL, `absent(traces_span_metrics_calls_total{replica="native"} `+at+`)`, wait, eq(1))
+	testutil.Eventually(t, prom.URL, `absent(target_info{replica="native"} `+at+`)`, wait, eq(1))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, classic.Shutdown(ctx))
+	require.Equal(t, float64(n1+n2), promtestutil.ToFloat64(classic.m.sent))
+	require.Zero(t, promtestutil.ToFloat64(classic.m.failed))
+	for reason, c := range classic.m.dropped {
+		require.Zero(t, promtestutil.ToFloat64(c), "classic dropped %s", reason)
+	}
+
+	ctx, cancel = context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	require.ErrorIs(t, native.Shutdown(ctx), context.DeadlineExceeded, "the native destination retries until shutdown")
+	require.Zero(t, promtestutil.ToFloat64(native.m.sent))
+	require.Positive(t, promtestutil.ToFloat64(native.m.retried))
+}

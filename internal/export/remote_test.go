@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -316,6 +318,214 @@ func TestRemoteWriteStaleMarkers(t *testing.T) {
 	require.Len(t, got["{__name__=target_info,host_name=h1,instance=i-1,job=svc,replica=r1}"], 2)
 }
 
+// rwNativeSnapshots returns two snapshots with native histograms enabled:
+// the first holds two new series (op and op2) and target_info, the second op
+// again and op2 gone.
+func rwNativeSnapshots(t *testing.T) (s1, s2 *spanmetrics.Snapshot) {
+	t.Helper()
+	clk := &rwClock{}
+	clk.set(time.Now().Truncate(time.Millisecond))
+	a := rwAggregator(t, clk, func(c *spanmetrics.Config) { c.SeriesExpiration = time.Minute })
+	rwSpans(t, a, "svc", "op", time.Millisecond, 3*time.Millisecond)
+	rwSpans(t, a, "svc", "op2", 5*time.Millisecond)
+	s1 = a.Snapshot(clk.add(15 * time.Second))
+	require.Len(t, s1.Series, 2)
+	clk.add(2 * time.Minute)
+	rwSpans(t, a, "svc", "op", 20*time.Millisecond)
+	s2 = a.Snapshot(clk.add(time.Second))
+	require.Len(t, s2.Series, 1)
+	require.Len(t, s2.Gone, 1)
+	require.True(t, s2.Gone[0].Native)
+	return s1, s2
+}
+
+func TestRemoteWriteSendNativeHistograms(t *testing.T) {
+	s1, s2 := rwNativeSnapshots(t)
+	// 20 classic samples per series (calls, 17 buckets, _sum, _count) and
+	// one native histogram; new series twice; target_info once.
+	require.Equal(t, 2*2*21+1, countSamples(s1, true))
+	require.Equal(t, 2*2*20+1, countSamples(s1, false))
+	require.Equal(t, 21+21+1, countSamples(s2, true))
+	require.Equal(t, 20+20+1, countSamples(s2, false))
+
+	received := map[string]map[string][]rwPoint{}
+	for _, tc := range []struct {
+		name   string
+		send   *bool
+		native bool // whether native histograms arrive
+	}{
+		{"default", nil, true},
+		{"true", new(true), true},
+		{"false", new(false), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			recv := newRWReceiver(t, nil)
+			// Small requests: the counts must hold across request boundaries.
+			w := newTestRW(t, RemoteWriteConfig{URL: recv.url(), MaxSamplesPerSend: 20, SendNativeHistograms: tc.send}, nil)
+			w.Start()
+			w.ConsumeSnapshot(s1)
+			w.ConsumeSnapshot(s2)
+			shutdown(t, w)
+
+			got := recv.series(t)
+			received[tc.name] = got
+			n, hists, native := 0, 0, 0
+			for k, pts := range got {
+				n += len(pts)
+				for _, p := range pts {
+					if p.Hist {
+						hists++
+					}
+				}
+				if strings.HasPrefix(k, "{"+rwDur+",") {
+					native++
+				}
+			}
+			want := countSamples(s1, tc.native) + countSamples(s2, tc.native)
+			require.Equal(t, want, n)
+			require.Equal(t, float64(n), promtestutil.ToFloat64(w.m.sent), "samples sent = samples received")
+			for _, c := range w.m.dropped {
+				require.Zero(t, promtestutil.ToFloat64(c))
+			}
+			if !tc.native {
+				require.Zero(t, hists, "no native histogram samples or staleness markers")
+				require.Zero(t, native, "no native histogram series")
+				require.Len(t, got, 2*20+1)
+			} else {
+				// op: zero, value, value; op2: zero, value, marker.
+				require.Equal(t, 6, hists)
+				require.Equal(t, 2, native)
+				require.Len(t, got, 2*21+1)
+			}
+			// op2's classic series end with a staleness marker.
+			gone := 0
+			for k, pts := range got {
+				if strings.Contains(k, "span_name=op2,") {
+					gone++
+					last := pts[len(pts)-1]
+					require.True(t, value.IsStaleNaN(last.V), k)
+					require.Equal(t, s2.Time.UnixMilli(), last.T, k)
+				}
+			}
+			require.Equal(t, map[bool]int{true: 21, false: 20}[tc.native], gone)
+		})
+	}
+
+	// Without native histograms the classic series are the same, sample
+	// for sample (staleness markers compared as strings: NaN != NaN).
+	classic := maps.Clone(received["true"])
+	maps.DeleteFunc(classic, func(k string, _ []rwPoint) bool { return strings.HasPrefix(k, "{"+rwDur+",") })
+	require.Equal(t, fmt.Sprint(classic), fmt.Sprint(received["false"]))
+	require.Equal(t, fmt.Sprint(received["true"]), fmt.Sprint(received["default"]))
+
+	// The shared snapshots are not modified.
+	for i := range s1.Series {
+		require.NotNil(t, s1.Series[i].Native)
+	}
+	require.NotNil(t, s2.Series[0].Native)
+	require.True(t, s2.Gone[0].Native)
+}
+
+// TestRemoteWriteWithoutNativeCountsDrops checks that what a writer with
+// send_native_histograms: false counts as dropped is what it would have
+// sent: whole snapshots dropped from a full queue or at shutdown, and the
+// rest of a snapshot after the requests that went through.
+func TestRemoteWriteWithoutNativeCountsDrops(t *testing.T) {
+	s1, s2 := rwNativeSnapshots(t)
+
+	t.Run("queue_full_and_shutdown", func(t *testing.T) {
+		recv := newRWReceiver(t, nil)
+		w := newTestRW(t, RemoteWriteConfig{URL: recv.url(), QueueSnapshots: 1, SendNativeHistograms: new(false)}, nil)
+		w.ConsumeSnapshot(s1)
+		w.ConsumeSnapshot(s2) // drops s1
+		require.Equal(t, 81.0, promtestutil.ToFloat64(w.m.dropped[DropQueueFull]))
+		require.NoError(t, w.Shutdown(context.Background())) // not started: drops s2
+		require.Equal(t, 41.0, promtestutil.ToFloat64(w.m.dropped[DropShutdown]))
+		w.ConsumeSnapshot(s1) // after shutdown
+		require.Equal(t, 41.0+81, promtestutil.ToFloat64(w.m.dropped[DropShutdown]))
+		require.Zero(t, recv.requests())
+	})
+
+	t.Run("partly_sent", func(t *testing.T) {
+		// The first two requests go through; then the endpoint fails until
+		// shutdown gives up.
+		recv := newRWReceiver(t, func(n int) int {
+			if n < 2 {
+				return http.StatusNoContent
+			}
+			return http.StatusServiceUnavailable
+		})
+		// One request per series: target_info (1), op (40), op2 (40).
+		w := newTestRW(t, RemoteWriteConfig{URL: recv.url(), MaxSamplesPerSend: 40, SendNativeHistograms: new(false)}, nil)
+		w.Start()
+		w.ConsumeSnapshot(s1)
+		require.Eventually(t, func() bool { return recv.requests() >= 4 }, 5*time.Second, time.Millisecond)
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		require.ErrorIs(t, w.Shutdown(ctx), context.DeadlineExceeded)
+
+		sent := promtestutil.ToFloat64(w.m.sent)
+		require.Equal(t, 41.0, sent)
+		require.Equal(t, float64(countSamples(s1, false))-sent, promtestutil.ToFloat64(w.m.dropped[DropShutdown]))
+		retried := promtestutil.ToFloat64(w.m.retried)
+		require.Positive(t, retried)
+		require.Zero(t, math.Mod(retried, 40), "retried counts op2's 40 samples per retry")
+		for _, pts := range recv.series(t) {
+			for _, p := range pts {
+				require.False(t, p.Hist)
+			}
+		}
+	})
+}
+
+// TestRWEncoderWithoutNative checks the encoder on its own: what it hands
+// to send adds up to countSamples, requests hold no histograms, it does not
+// allocate per series once warm, and snapshots without native histograms
+// go out unchanged.
+func TestRWEncoderWithoutNative(t *testing.T) {
+	s1, s2 := rwNativeSnapshots(t)
+	e := newRWEncoder(nil, 20, false)
+	for _, v := range []*spanmetrics.Snapshot{s1, s2} {
+		require.True(t, hasNative(v))
+		require.Equal(t, countSamples(v, false), countSamples(e.withoutNative(v), true))
+		e.releaseClassic()
+
+		total := 0
+		require.NoError(t, e.encode(v, func(data []byte, n int) error {
+			raw, err := snappy.Decode(nil, data)
+			require.NoError(t, err)
+			var wr prompb.WriteRequest
+			require.NoError(t, wr.Unmarshal(raw))
+			k := 0
+			for _, ts := range wr.Timeseries {
+				require.Empty(t, ts.Histograms)
+				k += len(ts.Samples)
+			}
+			require.Equal(t, n, k, "the count handed to send is what the request holds")
+			total += n
+			return nil
+		}))
+		require.Equal(t, countSamples(v, false), total)
+		require.Equal(t, len(v.Series), e.seriesDone)
+		require.Equal(t, len(v.Gone), e.goneDone)
+		require.Nil(t, e.classic.Series, "no reference to the snapshot kept")
+	}
+
+	// Once warm, leaving native histograms out allocates no more than
+	// encoding the same snapshot made without them.
+	send := func([]byte, int) error { return nil }
+	for _, v := range []*spanmetrics.Snapshot{s1, s2} {
+		plain := *e.withoutNative(v)
+		plain.Series, plain.Gone = slices.Clone(plain.Series), slices.Clone(plain.Gone)
+		e.releaseClassic()
+		require.False(t, hasNative(&plain))
+		ep := newRWEncoder(nil, 20, true)
+		classic := testing.AllocsPerRun(20, func() { require.NoError(t, ep.encode(&plain, send)) })
+		without := testing.AllocsPerRun(20, func() { require.NoError(t, e.encode(v, send)) })
+		require.LessOrEqual(t, without, classic)
+	}
+}
+
 func TestRemoteWriteAuthAndHeaders(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -376,7 +586,7 @@ func TestRemoteWriteRetriesRecoverable(t *testing.T) {
 			a := rwAggregator(t, clk, nil)
 			rwSpans(t, a, "svc", "op", time.Millisecond)
 			s := a.Snapshot(clk.add(time.Second))
-			n := float64(countSamples(s))
+			n := float64(countSamples(s, true))
 			w.ConsumeSnapshot(s)
 			shutdown(t, w)
 			require.Equal(t, 3, recv.requests())
@@ -409,7 +619,7 @@ func TestRemoteWriteDropsNonRecoverable(t *testing.T) {
 	w.ConsumeSnapshot(a.Snapshot(clk.add(time.Second)))
 	shutdown(t, w)
 	require.Equal(t, 2, recv.requests(), "the rejected request is not retried")
-	n1 := float64(countSamples(s1))
+	n1 := float64(countSamples(s1, true))
 	require.Equal(t, n1, promtestutil.ToFloat64(w.m.dropped[DropNonRecoverable]))
 	require.Equal(t, 1.0, promtestutil.ToFloat64(w.m.failed))
 	require.Zero(t, promtestutil.ToFloat64(w.m.retried))
@@ -434,7 +644,7 @@ func TestRemoteWriteQueueFullDropsOldest(t *testing.T) {
 	w.ConsumeSnapshot(s1)
 	w.ConsumeSnapshot(s2)
 	w.ConsumeSnapshot(s3)
-	require.Equal(t, float64(countSamples(s1)), promtestutil.ToFloat64(w.m.dropped[DropQueueFull]))
+	require.Equal(t, float64(countSamples(s1, true)), promtestutil.ToFloat64(w.m.dropped[DropQueueFull]))
 	require.Equal(t, 2.0, promtestutil.ToFloat64(w.m.queueLength))
 	w.Start()
 	shutdown(t, w)
@@ -478,7 +688,7 @@ func TestRemoteWriteAbandonsFailingSnapshotWhenQueueFull(t *testing.T) {
 	failing.Store(false)
 	shutdown(t, w)
 
-	require.Equal(t, float64(countSamples(s1)), promtestutil.ToFloat64(w.m.dropped[DropQueueFull]))
+	require.Equal(t, float64(countSamples(s1, true)), promtestutil.ToFloat64(w.m.dropped[DropQueueFull]))
 	got := recv.series(t)
 	calls := "{" + rwCalls + "," + strings.ReplaceAll(rwSer, "replica=r1,", "") + "}"
 	require.Equal(t, []rwPoint{{T: t0.UnixMilli()}, {T: t2.UnixMilli(), V: 2}}, got[calls], "zero-first sample handed on from the abandoned snapshot")
@@ -494,7 +704,7 @@ func TestRemoteWriteShutdown(t *testing.T) {
 	a := rwAggregator(t, clk, nil)
 	rwSpans(t, a, "svc", "op", time.Millisecond)
 	s := a.Snapshot(clk.add(time.Second))
-	n := float64(countSamples(s))
+	n := float64(countSamples(s, true))
 
 	t.Run("without_start", func(t *testing.T) {
 		recv := newRWReceiver(t, nil)
@@ -589,11 +799,17 @@ func TestRemoteWriteJitter(t *testing.T) {
 }
 
 // BenchmarkRemoteWriteEncode measures turning a snapshot into compressed
-// requests (the sender's CPU per flush, without the network).
+// requests (the sender's CPU per flush, without the network), with native
+// histograms off, on, and on but not sent (send_native_histograms: false).
 func BenchmarkRemoteWriteEncode(b *testing.B) {
 	for _, nseries := range []int{1000, 10000} {
-		for _, native := range []bool{false, true} {
-			b.Run(fmt.Sprintf("series=%d/native=%t", nseries, native), func(b *testing.B) {
+		for _, c := range []struct{ native, send bool }{{false, true}, {true, true}, {true, false}} {
+			native := c.native
+			name := fmt.Sprintf("series=%d/native=%t", nseries, native)
+			if !c.send {
+				name += "/send_native=false"
+			}
+			b.Run(name, func(b *testing.B) {
 				cfg := spanmetrics.DefaultConfig()
 				if native {
 					cfg.Histogram.Exponential = &spanmetrics.ExponentialConfig{}
@@ -616,7 +832,7 @@ func BenchmarkRemoteWriteEncode(b *testing.B) {
 				require.NoError(b, err)
 				a.Snapshot(time.Now()) // past the zero-first snapshot
 				snap := a.Snapshot(time.Now())
-				enc := newRWEncoder(map[string]string{"replica": "r1"}, DefaultRemoteWriteMaxSamplesPerSend)
+				enc := newRWEncoder(map[string]string{"replica": "r1"}, DefaultRemoteWriteMaxSamplesPerSend, c.send)
 				var bytes, samples int
 				send := func(data []byte, n int) error { bytes += len(data); samples += n; return nil }
 				b.ReportAllocs()
@@ -660,7 +876,7 @@ func TestRemoteWriteLabelsMatchSampleLabels(t *testing.T) {
 	v := a.Snapshot(time.Now())
 	require.Len(t, v.Series, 3, "two series and the overflow series")
 
-	e := newRWEncoder(map[string]string{"AAA": "x", "cluster": "ext", "replica": "r", "zzz": "y"}, 100)
+	e := newRWEncoder(map[string]string{"AAA": "x", "cluster": "ext", "replica": "r", "zzz": "y"}, 100, true)
 	zones := 0
 	for i := range v.Series {
 		ss := &v.Series[i]
