@@ -116,17 +116,25 @@ func (p *process) instant(t *testing.T, expr string, at time.Time) (float64, boo
 	return v, true
 }
 
+// restartable builds spanwatch and returns a function that starts it, each
+// time on the same storage path, with the given flush interval.
+func restartable(t *testing.T, flush string) func() *process {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "spanwatch.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte("spanmetrics:\n  metrics_flush_interval: "+flush+"\n"), 0o644))
+	return func() *process {
+		return startProcess(t, bin, "--config.file="+cfg, "--storage.path="+filepath.Join(dir, "data"))
+	}
+}
+
 // TestKill9KeepsFlushedSamples kills spanwatch with SIGKILL while spans
 // are being ingested; after a restart on the same storage path every sample
 // flushed before the kill is still there (WAL replay), and rate() reads the
 // restart as a counter reset.
 func TestKill9KeepsFlushedSamples(t *testing.T) {
-	bin := buildBinary(t)
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "spanwatch.yaml")
-	require.NoError(t, os.WriteFile(cfg, []byte("spanmetrics:\n  metrics_flush_interval: 200ms\n"), 0o644))
-	data := filepath.Join(dir, "data")
-	p := startProcess(t, bin, "--config.file="+cfg, "--storage.path="+data)
+	start := restartable(t, "200ms")
+	p := start()
 
 	req := otlpRequest(t, 10)
 	var acked atomic.Int64
@@ -168,7 +176,7 @@ func TestKill9KeepsFlushedSamples(t *testing.T) {
 	cancel()
 	<-done
 
-	p2 := startProcess(t, bin, "--config.file="+cfg, "--storage.path="+data)
+	p2 := start()
 	v, ok := p2.instant(t, `sum(traces_span_metrics_calls_total)`, flushedAt)
 	require.True(t, ok, "samples flushed before the kill are there after WAL replay")
 	require.Equal(t, 500.0, v)
@@ -205,13 +213,8 @@ func TestKill9KeepsFlushedSamples(t *testing.T) {
 // flush are written by the final flush on SIGTERM, and the process exits 0;
 // a restart on the same storage finds them.
 func TestSIGTERMFlushesThenCloses(t *testing.T) {
-	bin := buildBinary(t)
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "spanwatch.yaml")
-	// No periodic flush happens during the test.
-	require.NoError(t, os.WriteFile(cfg, []byte("spanmetrics:\n  metrics_flush_interval: 1h\n"), 0o644))
-	data := filepath.Join(dir, "data")
-	p := startProcess(t, bin, "--config.file="+cfg, "--storage.path="+data)
+	start := restartable(t, "1h") // no periodic flush during the test
+	p := start()
 	for range 7 {
 		resp, err := http.Post("http://"+p.otlp+"/v1/traces", "application/x-protobuf", bytes.NewReader(otlpRequest(t, 3)))
 		require.NoError(t, err)
@@ -225,7 +228,7 @@ func TestSIGTERMFlushesThenCloses(t *testing.T) {
 	stoppedAt := time.Now()
 	require.Contains(t, p.logs.String(), "spanwatch stopped")
 
-	p2 := startProcess(t, bin, "--config.file="+cfg, "--storage.path="+data)
+	p2 := start()
 	v, ok := p2.instant(t, `sum(traces_span_metrics_calls_total)`, stoppedAt)
 	require.True(t, ok, "the final flush was stored")
 	require.Equal(t, 21.0, v)
