@@ -37,18 +37,31 @@ func (s *Source) Versions(ctx context.Context, now time.Time, window, lookback t
 		}
 		out = append(out, Version{Name: name, Requests: float64(smp.Value)})
 	}
-	step := max(lookback/240, 15*time.Second)
-	first, err := s.query(ctx, fmt.Sprintf("min by (%s) (min_over_time(timestamp(%s%s)[%s:%s]))",
-		VersionLabel, s.Series.Calls, sel, model.Duration(lookback), model.Duration(step)), now)
-	if err != nil {
-		return nil, err
-	}
+	// First samples: coarsely over the lookback, then finely over the last
+	// coarse step for versions newer than the coarse steps can see (a
+	// canary that started a minute ago). A version newer still counts as
+	// first seen now: the newest.
 	seen := map[string]time.Time{}
-	for _, smp := range first {
-		seen[string(smp.Metric[VersionLabel])] = time.Unix(0, int64(float64(smp.Value)*1e9))
+	step := max(lookback/240, 15*time.Second)
+	for _, r := range []struct{ rng, step time.Duration }{{lookback, step}, {step, 15 * time.Second}} {
+		first, err := s.query(ctx, fmt.Sprintf("min by (%s) (min_over_time(timestamp(%s%s)[%s:%s]))",
+			VersionLabel, s.Series.Calls, sel, model.Duration(r.rng), model.Duration(r.step)), now)
+		if err != nil {
+			return nil, err
+		}
+		for _, smp := range first {
+			name := string(smp.Metric[VersionLabel])
+			if _, ok := seen[name]; !ok {
+				seen[name] = time.Unix(0, int64(float64(smp.Value)*1e9))
+			}
+		}
 	}
 	for i := range out {
-		out[i].FirstSeen = seen[out[i].Name]
+		t, ok := seen[out[i].Name]
+		if !ok {
+			t = now
+		}
+		out[i].FirstSeen = t
 	}
 	slices.SortFunc(out, func(a, b Version) int {
 		if c := a.FirstSeen.Compare(b.FirstSeen); c != 0 {
