@@ -14,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/trace"
 
@@ -159,27 +160,60 @@ func TestGateConfigFileAndStepSummary(t *testing.T) {
 // that scrapes spanwatch's exposition, rather than against spanwatch.
 func TestGateAgainstScrapingPrometheus(t *testing.T) {
 	testutil.Binary(t, "prometheus")
-	cfg := config.Default()
-	cfg.SpanMetrics.MetricsFlushInterval = 250 * time.Millisecond
-	a := spantest.StartApp(t, cfg)
-	prom := testutil.StartPrometheus(t, fmt.Sprintf("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: spanwatch\n    static_configs:\n      - targets: [%q]\n",
-		a.MetricsAddr().String()))
-	exp, err := otlptracegrpc.New(context.Background(), otlptracegrpc.WithEndpoint(a.OTLPGRPCAddr().String()), otlptracegrpc.WithInsecure())
-	require.NoError(t, err)
-	defer func() { _ = exp.Shutdown(context.Background()) }()
+	type setup struct {
+		cfg     *config.File
+		flags   []string
+		latency string
+		prom    *testutil.Prometheus
+		exp     *otlptrace.Exporter
+	}
+	classic := config.Default()
+	legacy := config.Default()
+	legacy.Exposition = spanmetrics.NamingConfig{Naming: spanmetrics.NamingLegacy, Namespace: "jaeger_spm"}
+	native := config.Default()
+	native.SpanMetrics.Histogram.Exponential = &spanmetrics.ExponentialConfig{}
+	setups := map[string]*setup{
+		"otel classic": {cfg: classic, latency: "latencies from classic buckets"},
+		"legacy":       {cfg: legacy, latency: "latencies from classic buckets"},
+		"otel native":  {cfg: native, flags: []string{"--enable-feature=native-histograms"}, latency: "latencies from native histograms"},
+	}
+	// One spanwatch and one Prometheus scraping it per setup, all fed the
+	// same traffic at the same time.
+	for _, s := range setups {
+		s.cfg.SpanMetrics.MetricsFlushInterval = 250 * time.Millisecond
+		a := spantest.StartApp(t, s.cfg)
+		s.prom = testutil.StartPrometheus(t, fmt.Sprintf("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: spanwatch\n    static_configs:\n      - targets: [%q]\n",
+			a.MetricsAddr().String()), s.flags...)
+		exp, err := otlptracegrpc.New(context.Background(), otlptracegrpc.WithEndpoint(a.OTLPGRPCAddr().String()), otlptracegrpc.WithInsecure())
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = exp.Shutdown(context.Background()) })
+		s.exp = exp
+	}
 	rng := rand.New(rand.NewPCG(3, 4))
 	// About 20 s of traffic, 3 × 2 × 120 spans every second.
 	for range 20 {
-		require.NoError(t, exp.ExportSpans(context.Background(), spantest.Spans(versionTraffic(rng, 2)...)))
+		spans := spantest.Spans(versionTraffic(rng, 2)...)
+		for _, s := range setups {
+			require.NoError(t, s.exp.ExportSpans(context.Background(), spans))
+		}
 		time.Sleep(time.Second)
 	}
-	testutil.Eventually(t, prom.URL, `sum(traces_span_metrics_calls_total{service_name="checkout"})`, 30*time.Second,
-		func(v float64) bool { return v == 20*720 })
-	code, out, errOut := runGate(t, "--url="+prom.URL, "--service=checkout", `--baseline=service_version="v1"`,
-		`--candidate=service_version="v2"`, "--window=1m", "--max-wait=0s")
-	require.Equal(t, gateRegression, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
-	require.Regexp(t, `POST /charge .*regression`, out)
-	require.Contains(t, out, "latencies from classic buckets")
+	for name, s := range setups {
+		t.Run(name, func(t *testing.T) {
+			calls := "traces_span_metrics_calls_total"
+			if s.cfg.Exposition.Naming == spanmetrics.NamingLegacy {
+				calls = "jaeger_spm_calls_total"
+			}
+			testutil.Eventually(t, s.prom.URL, `sum(`+calls+`{service_name="checkout"})`, 30*time.Second,
+				func(v float64) bool { return v == 20*720 })
+			code, out, errOut := runGate(t, "--url="+s.prom.URL, "--service=checkout", `--baseline=service_version="v1"`,
+				`--candidate=service_version="v2"`, "--window=1m", "--max-wait=0s")
+			require.Equal(t, gateRegression, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
+			require.Regexp(t, `POST /charge .*regression`, out)
+			require.Contains(t, out, s.latency)
+			require.Contains(t, errOut, "reading "+calls)
+		})
+	}
 }
 
 // TestGateOffsetAndRangeModes: one version whose POST /charge doubles its
