@@ -6,9 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -108,49 +105,6 @@ func (r *received) find(status, name string) map[string]any {
 	return nil
 }
 
-// startAlertmanager runs Debian's prometheus-alertmanager, routing every
-// alert to url with resolved notifications.
-func startAlertmanager(t *testing.T, url string) string {
-	bin := testutil.Binary(t, "prometheus-alertmanager")
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "alertmanager.yml")
-	require.NoError(t, os.WriteFile(cfg, []byte(fmt.Sprintf(`
-route:
-  receiver: hook
-  group_by: [alertname, service_name]
-  group_wait: 1s
-  group_interval: 1s
-  repeat_interval: 1h
-receivers:
-  - name: hook
-    webhook_configs:
-      - url: %q
-        send_resolved: true
-`, url)), 0o644))
-	addr := testutil.FreeAddr(t)
-	logs := &testutil.SyncBuffer{}
-	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr, "--cluster.listen-address=", "--log.level=warn")
-	cmd.Stdout, cmd.Stderr = logs, logs
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("alertmanager output:\n%s", logs.String())
-		}
-	})
-	require.Eventually(t, func() bool {
-		resp, err := http.Get("http://" + addr + "/-/ready")
-		if err != nil {
-			return false
-		}
-		_ = resp.Body.Close()
-		return resp.StatusCode == http.StatusOK
-	}, 30*time.Second, 100*time.Millisecond, "alertmanager did not start:\n%s", logs.String())
-	return "http://" + addr
-}
-
 // TestBuiltinPackNotifiesAlertmanager: checkout's latency doubles for 18
 // minutes and recovers; the built-in pack, evaluated every 30 s over that
 // history, fires ServiceLatencyP95Regression into a real Alertmanager,
@@ -159,7 +113,7 @@ func TestBuiltinPackNotifiesAlertmanager(t *testing.T) {
 	var got received
 	hook := httptest.NewServer(http.HandlerFunc(got.handler))
 	defer hook.Close()
-	am := startAlertmanager(t, hook.URL)
+	am := testutil.StartAlertmanager(t, testutil.AlertmanagerToWebhook(hook.URL))
 	var direct received // --alert.webhook.url, straight from spanwatch
 	directHook := httptest.NewServer(http.HandlerFunc(direct.handler))
 	defer directHook.Close()
