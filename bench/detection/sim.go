@@ -183,6 +183,11 @@ func (c Cell) Run(g *Grid, runs int, seed uint64) (Result, error) {
 	}
 	scratch := make([]float64, nativeHi-nativeLo+1)
 	th := regress.DefaultThresholds()
+	if c.Cycle != nil {
+		// Offset mode's wider practical thresholds, as `spanwatch gate
+		// --baseline-offset` applies them.
+		th = th.ForOffset()
+	}
 
 	for run := range runs {
 		r := rand.New(rand.NewPCG(cellSeed, uint64(run)))

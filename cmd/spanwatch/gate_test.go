@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -239,6 +241,23 @@ func TestGateOffsetAndRangeModes(t *testing.T) {
 	require.Equal(t, gateRegression, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
 	require.Contains(t, errOut, "daily traffic patterns", "offset mode warns about confounding")
 	require.Contains(t, out, "offset 5m")
+	require.Contains(t, errOut, "offset mode: a change counts from P50 ×1.2, P95 ×1.2, P99 ×1.3")
+	// A flag given on the command line is kept as it is.
+	code, _, errOut = runGate(t, url, "--service=checkout", "--baseline-offset=5m", "--window=4m", "--max-wait=0s", "--min-ratio-p95=1.05")
+	require.Equal(t, gateRegression, code, errOut)
+	require.Contains(t, errOut, "offset mode: a change counts from P50 ×1.2, P95 ×1.05, P99 ×1.3")
+	// The compare API decides offset mode with the same thresholds.
+	code, out, errOut = runGate(t, url, "--service=checkout", "--baseline-offset=5m", "--window=4m", "--max-wait=0s", "--format=json")
+	require.Equal(t, gateRegression, code, errOut)
+	resp, err := http.Post("http://"+s.App.WebAddr().String()+"/api/v1/compare", "application/json",
+		strings.NewReader(`{"service":"checkout","baseline":{"offset":"5m"},"window":"4m"}`))
+	require.NoError(t, err)
+	defer func() { _ = resp.Body.Close() }()
+	var api, cli compareAnswer
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&api))
+	require.NoError(t, json.Unmarshal([]byte(`{"status":"success","data":{"report":`+out+`}}`), &cli))
+	require.Equal(t, cli.Data.Report, api.Data.Report)
+	require.Equal(t, "regression", api.Data.Report.Verdict)
 
 	code, out, errOut = runGate(t, url, "--service=checkout", "--baseline-range=-9m,-5m30s", "--candidate-range=-4m30s,now", "--max-wait=0s")
 	require.Equal(t, gateRegression, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
@@ -345,4 +364,42 @@ func TestGateInterruptedIsInconclusive(t *testing.T) {
 		`--baseline=service_version="v1"`, `--candidate=service_version="v2"`, "--max-wait=1m", "--poll-interval=1s"}, &out, &errb)
 	require.Equal(t, gateInconclusive, code, "stdout:\n%s\nstderr:\n%s", out.String(), errb.String())
 	require.Contains(t, errb.String(), "interrupted before a verdict")
+}
+
+// TestGateOffsetModeWiderThresholds: in offset mode a +15 % change does not
+// count (the windows hold different traffic), in the CLI and the compare
+// API alike, unless the thresholds are set on the command line.
+func TestGateOffsetModeWiderThresholds(t *testing.T) {
+	cfg := config.Default()
+	cfg.SpanMetrics.Histogram.Exponential = &spanmetrics.ExponentialConfig{} // precise enough to size +15 %
+	s := spantest.NewSimulation(t, cfg, time.Now().Add(-10*time.Minute))
+	rng := rand.New(rand.NewPCG(7, 8))
+	for i := range 40 {
+		slow := 1.0
+		if i >= 20 {
+			slow = 1.15
+		}
+		var stubs []spantest.Stub
+		for _, st := range versionTraffic(rng, slow) {
+			if st.Res[0].Value.AsString() == "v2" {
+				stubs = append(stubs, st)
+			}
+		}
+		s.Step(15*time.Second, stubs)
+	}
+	url := "--url=http://" + s.App.WebAddr().String()
+	args := []string{url, "--service=checkout", "--baseline-offset=5m", "--window=4m", "--max-wait=0s"}
+	code, out, errOut := runGate(t, append(args, "--min-ratio-p50=1.1", "--min-ratio-p95=1.1")...)
+	require.Equal(t, gateRegression, code, "same-window thresholds: stdout:\n%s\nstderr:\n%s", out, errOut)
+	code, out, errOut = runGate(t, append(args, "--format=json")...)
+	require.NotEqual(t, gateRegression, code, "offset thresholds: stdout:\n%s\nstderr:\n%s", out, errOut)
+
+	resp, err := http.Post("http://"+s.App.WebAddr().String()+"/api/v1/compare", "application/json",
+		strings.NewReader(`{"service":"checkout","baseline":{"offset":"5m"},"window":"4m"}`))
+	require.NoError(t, err)
+	defer func() { _ = resp.Body.Close() }()
+	var api, cli compareAnswer
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&api))
+	require.NoError(t, json.Unmarshal([]byte(`{"status":"success","data":{"report":`+out+`}}`), &cli))
+	require.Equal(t, cli.Data.Report, api.Data.Report)
 }

@@ -59,6 +59,15 @@ type ErrorRate struct {
 	MinRatio    float64 `yaml:"min_ratio"`
 }
 
+// WidenForOffset raises the quantile ratios to at least offset mode's
+// (regress.Thresholds.ForOffset) and reports whether any of them changed.
+func (c *Config) WidenForOffset() bool {
+	before := c.MinRatio
+	th := c.Thresholds().ForOffset()
+	c.MinRatio = Quantiles{P50: th.P50Ratio, P95: th.P95Ratio, P99: th.P99Ratio}
+	return c.MinRatio != before
+}
+
 // DefaultConfig returns the gate's defaults.
 func DefaultConfig() Config {
 	th := regress.DefaultThresholds()

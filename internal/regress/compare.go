@@ -94,6 +94,25 @@ func DefaultThresholds() Thresholds {
 	}
 }
 
+// Offset mode's smallest quantile ratios: when the baseline is the same
+// window earlier, the two windows hold different traffic (time of day, mix,
+// neighbours), so a change has to be larger before it counts than between
+// two versions in the same window.
+const (
+	OffsetP50Ratio = 1.2
+	OffsetP95Ratio = 1.2
+	OffsetP99Ratio = 1.3
+)
+
+// ForOffset returns t with the quantile ratios raised to at least offset
+// mode's.
+func (t Thresholds) ForOffset() Thresholds {
+	t.P50Ratio = max(t.P50Ratio, OffsetP50Ratio)
+	t.P95Ratio = max(t.P95Ratio, OffsetP95Ratio)
+	t.P99Ratio = max(t.P99Ratio, OffsetP99Ratio)
+	return t
+}
+
 // Validate reports the first field out of range: levels in (0, 1), ratios
 // ≥ 1, changes ≥ 0, request minimums ≥ 1 (so that no traffic never passes).
 func (t Thresholds) Validate() error {

@@ -194,6 +194,10 @@ func (h *compareHandler) compare(ctx context.Context, req *CompareRequest) (*Com
 			return nil, badf("thresholds: url and headers are not thresholds; the comparison reads this server's API")
 		}
 	}
+	if req.Baseline.Offset != "" && !setsKey(req.Thresholds, "min_ratio") {
+		// As the gate does in offset mode.
+		cfg.WidenForOffset()
+	}
 	if req.Window != "" {
 		d, err := model.ParseDuration(req.Window)
 		if err != nil {
@@ -366,4 +370,14 @@ func (r *recorder) WriteHeader(code int) {
 func (r *recorder) Write(b []byte) (int, error) {
 	r.wrote = true
 	return r.body.Write(b)
+}
+
+// setsKey reports whether the JSON object raw has the key.
+func setsKey(raw json.RawMessage, key string) bool {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(raw, &m) != nil {
+		return false
+	}
+	_, ok := m[key]
+	return ok
 }
