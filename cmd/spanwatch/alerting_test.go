@@ -123,6 +123,13 @@ rules:
 	amAlert, _ := viaAM.Find("firing", e2eAlert)
 	directAlert, msg := direct.Find("firing", e2eAlert)
 	require.Equal(t, amAlert.Annotations, directAlert.Annotations)
+	// The same link (escaped as Prometheus escapes it), fingerprint and
+	// end time (none while firing) as Alertmanager's own webhook, so a
+	// receiver can match the two routes.
+	require.Equal(t, amAlert.GeneratorURL, directAlert.GeneratorURL)
+	require.Equal(t, amAlert.Fingerprint, directAlert.Fingerprint)
+	require.True(t, amAlert.EndsAt.IsZero())
+	require.True(t, directAlert.EndsAt.IsZero(), "firing: %s", directAlert.EndsAt)
 	require.Equal(t, e2eExternalURL, msg.ExternalURL)
 
 	// spanwatch's own API shows the alert firing.

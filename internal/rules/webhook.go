@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	prules "github.com/prometheus/prometheus/rules"
+	"github.com/prometheus/prometheus/util/strutil"
 )
 
 // webhookMessage is Alertmanager's webhook payload (version 4), so that
@@ -88,7 +90,6 @@ func (w *webhookSender) send(expr string, alerts []*prules.Alert) {
 	}
 	msg := webhookMessage{Version: "4", Receiver: "spanwatch", ExternalURL: w.external, Status: "resolved",
 		GroupLabels: map[string]string{}}
-	now := time.Now()
 	var common labels.Labels
 	for i, a := range alerts {
 		lb := labels.NewBuilder(a.Labels)
@@ -98,19 +99,21 @@ func (w *webhookSender) send(expr string, alerts []*prules.Alert) {
 			}
 		}
 		ls := lb.Labels()
-		status := "firing"
-		endsAt := a.ValidUntil
+		// As Alertmanager's webhook shows them: a firing alert has no end
+		// yet (the zero time), a resolved one ends when it resolved.
+		status, endsAt := "firing", time.Time{}
 		if !a.ResolvedAt.IsZero() {
 			status, endsAt = "resolved", a.ResolvedAt
 		} else {
 			msg.Status = "firing"
 		}
-		if endsAt.Before(now) && status == "firing" {
-			endsAt = now.Add(4 * time.Minute)
-		}
+		lm := ls.Map()
 		msg.Alerts = append(msg.Alerts, webhookAlert{
-			Status: status, Labels: ls.Map(), Annotations: a.Annotations.Map(), StartsAt: a.FiredAt, EndsAt: endsAt,
-			GeneratorURL: w.external + "/graph?g0.expr=" + expr, Fingerprint: fmt.Sprintf("%016x", ls.Hash()),
+			Status: status, Labels: lm, Annotations: a.Annotations.Map(), StartsAt: a.FiredAt, EndsAt: endsAt,
+			// The link and the fingerprint Prometheus and Alertmanager
+			// give the same alert, so receivers can match both routes.
+			GeneratorURL: w.external + strutil.TableLinkForExpression(expr),
+			Fingerprint:  labelSetOf(lm).Fingerprint().String(),
 		})
 		if i == 0 {
 			common = ls
@@ -200,4 +203,13 @@ func (w *webhookSender) post(u string, body []byte) {
 func (w *webhookSender) stop() {
 	close(w.queue)
 	<-w.done
+}
+
+// labelSetOf converts a label map to Alertmanager's label set type.
+func labelSetOf(m map[string]string) model.LabelSet {
+	ls := make(model.LabelSet, len(m))
+	for k, v := range m {
+		ls[model.LabelName(k)] = model.LabelValue(v)
+	}
+	return ls
 }
