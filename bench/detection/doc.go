@@ -20,9 +20,10 @@
 // rule), and the recipe's rule (P95 from histogram_quantile over the
 // classic buckets after 5 minutes, fail above +20 %; no data passes).
 //
-// Two more columns are a what-if, not spanwatch's behaviour: the same
-// findings under a stricter pass rule (StrictVerdict), to measure how many
-// missed regressions the gate's pass rule lets through.
+// Two more columns are a what-if: the same findings under a stricter pass
+// rule (StrictVerdict), written to measure how many missed regressions an
+// earlier pass rule let through. The gate has since adopted that rule, so
+// the columns equal its own and check that both agree.
 //
 // Canary mode compares both versions in the same window from the deploy
 // on. Offset mode compares the service now with itself an hour (or a day)

@@ -22,8 +22,8 @@ const (
 	// Recipe is the recipe's rule: after 5 minutes, P95 by
 	// histogram_quantile over the classic buckets, fail at > +20 %.
 	Recipe
-	// StrictNative and StrictClassic are a what-if, not the product: the
-	// gate's findings with a stricter pass rule (StrictVerdict).
+	// StrictNative and StrictClassic are a what-if: the gate's findings
+	// with the stricter pass rule (StrictVerdict) that the gate adopted.
 	StrictNative
 	StrictClassic
 	numMethods
@@ -300,18 +300,18 @@ func gateResult(base, cand regress.Arm, th regress.Thresholds, look regress.Look
 	return regress.CompareService([]regress.Operation{{Name: "op", Base: base, Cand: cand}}, th, look, 0)
 }
 
-// StrictVerdict is a what-if, not spanwatch's rule: the gate's verdict,
+// StrictVerdict is the what-if, now also the gate's own rule: the verdict,
 // except that a pass becomes inconclusive while a gated check
 //
-//   - has a large point estimate that is not (yet) significant (the gate
-//     passes it: "large but not significant"), or
+//   - has a large point estimate that is not (yet) significant (an
+//     earlier gate passed it: "large but not significant"), or
 //   - is significant at the full α with a quantile ratio and an absolute
 //     increase beyond the thresholds, and only the one-bucket-width part of
-//     the rule called it small (the gate passes it; it is
+//     the rule called it small (an earlier gate passed it; it is
 //     resolution-limited).
 //
-// It measures how many passes of real regressions come from those two
-// rules.
+// It measured how many passes of real regressions came from those two
+// rules; with the gate deciding this way now, it only checks agreement.
 func StrictVerdict(r regress.ServiceResult, th regress.Thresholds) regress.Verdict {
 	if r.Verdict != regress.Pass {
 		return r.Verdict

@@ -134,7 +134,7 @@ func inScope(s Scope, results []Result) []Result {
 func writeTargets(w io.Writer, results []Result) {
 	fmt.Fprintf(w, "## Targets\n\n")
 	fmt.Fprintf(w, "Judged per cell: PASS when every cell of the scope meets the target; *worst* is the worst cell. (Sampling error of a rate from n runs: ±1.96·√(p(1−p)/n), about ±0.9 points at 1 %% and ±2.6 at 90 %% with 500 runs.)\n\n")
-	fmt.Fprintf(w, "Latency targets count only cells whose true change is beyond the gate's practical thresholds (ratio *and* +5 ms; see † below); the what-if columns are the stricter pass rule of the what-if section, not spanwatch's behaviour.\n\n")
+	fmt.Fprintf(w, "Latency targets count only cells whose true change is beyond the gate's practical thresholds (ratio *and* +5 ms; see † below); the what-if columns are the stricter pass rule of the what-if section, which spanwatch adopted (they equal its columns).\n\n")
 	fmt.Fprintf(w, "| target | scope | %s | %s | %s | %s | %s |\n|---|---|---|---|---|---|---|\n", GateNative, GateClassic, Recipe, StrictNative, StrictClassic)
 	for _, t := range Targets() {
 		for _, s := range Scopes() {
