@@ -222,6 +222,11 @@ func (c *gateCmd) execute(ctx context.Context, stdout, stderr io.Writer) (int, e
 	if err != nil {
 		return exitFor(err), err
 	}
+	if base.Offset > 0 {
+		if note := c.widenForOffset(); note != "" {
+			notes = append(notes, note)
+		}
+	}
 	series, note, err := src.ResolveSeries(ctx, c.naming, c.metricsNS, c.unit, now)
 	if err != nil {
 		return exitFor(err), err
@@ -288,6 +293,24 @@ func (c *gateCmd) execute(ctx context.Context, stdout, stderr io.Writer) (int, e
 		}
 	}
 	return code, nil
+}
+
+// widenForOffset raises the practical thresholds for offset mode, except
+// those given on the command line, and says so.
+func (c *gateCmd) widenForOffset() string {
+	cli := c.cfg.MinRatio
+	if !c.cfg.WidenForOffset() {
+		return ""
+	}
+	for name, q := range map[string]struct{ cur, cli *float64 }{
+		"min-ratio-p50": {&c.cfg.MinRatio.P50, &cli.P50}, "min-ratio-p95": {&c.cfg.MinRatio.P95, &cli.P95}, "min-ratio-p99": {&c.cfg.MinRatio.P99, &cli.P99},
+	} {
+		if *c.set[name] {
+			*q.cur = *q.cli
+		}
+	}
+	r := c.cfg.MinRatio
+	return fmt.Sprintf("offset mode: a change counts from P50 ×%g, P95 ×%g, P99 ×%g (wider than between two versions in the same window; --min-ratio-* set them)", r.P50, r.P95, r.P99)
 }
 
 // waitForVersions finds the versions of the service that served traffic in
