@@ -71,7 +71,7 @@ type Scope struct {
 	Tables []string
 }
 
-// Scopes: the headline shape, every canary shape with the 5-minute plan,
+// Scopes returns the targets' scopes: the headline shape, every canary shape with the 5-minute plan,
 // and the shipped defaults.
 func Scopes() []Scope {
 	return []Scope{
