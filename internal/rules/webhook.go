@@ -17,9 +17,9 @@ import (
 	"github.com/prometheus/prometheus/util/strutil"
 )
 
-// webhookMessage is Alertmanager's webhook payload (version 4), so that
+// WebhookMessage is Alertmanager's webhook payload (version 4), so that
 // receivers written for Alertmanager work unchanged.
-type webhookMessage struct {
+type WebhookMessage struct {
 	Version           string            `json:"version"`
 	GroupKey          string            `json:"groupKey"`
 	TruncatedAlerts   int               `json:"truncatedAlerts"`
@@ -29,10 +29,11 @@ type webhookMessage struct {
 	CommonLabels      map[string]string `json:"commonLabels"`
 	CommonAnnotations map[string]string `json:"commonAnnotations"`
 	ExternalURL       string            `json:"externalURL"`
-	Alerts            []webhookAlert    `json:"alerts"`
+	Alerts            []WebhookAlert    `json:"alerts"`
 }
 
-type webhookAlert struct {
+// WebhookAlert is one alert of a WebhookMessage.
+type WebhookAlert struct {
 	Status       string            `json:"status"`
 	Labels       map[string]string `json:"labels"`
 	Annotations  map[string]string `json:"annotations"`
@@ -49,7 +50,7 @@ type webhookSender struct {
 	extLbls  map[string]string
 	client   *http.Client
 	logger   *slog.Logger
-	queue    chan webhookMessage
+	queue    chan WebhookMessage
 	done     chan struct{}
 	sent     *prometheus.CounterVec
 	failed   *prometheus.CounterVec
@@ -65,7 +66,7 @@ func newWebhookSender(urls []string, externalURL string, ext map[string]string, 
 	w := &webhookSender{
 		urls: urls, external: externalURL, extLbls: ext, logger: logger,
 		client: &http.Client{Timeout: 10 * time.Second},
-		queue:  make(chan webhookMessage, 1000),
+		queue:  make(chan WebhookMessage, 1000),
 		done:   make(chan struct{}),
 		sent: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "spanwatch_webhook_notifications_sent_total", Help: "Webhook notifications delivered, by URL.",
@@ -88,7 +89,7 @@ func (w *webhookSender) send(expr string, alerts []*prules.Alert) {
 	if len(alerts) == 0 {
 		return
 	}
-	msg := webhookMessage{Version: "4", Receiver: "spanwatch", ExternalURL: w.external, Status: "resolved",
+	msg := WebhookMessage{Version: "4", Receiver: "spanwatch", ExternalURL: w.external, Status: "resolved",
 		GroupLabels: map[string]string{}}
 	var common labels.Labels
 	for i, a := range alerts {
@@ -108,7 +109,7 @@ func (w *webhookSender) send(expr string, alerts []*prules.Alert) {
 			msg.Status = "firing"
 		}
 		lm := ls.Map()
-		msg.Alerts = append(msg.Alerts, webhookAlert{
+		msg.Alerts = append(msg.Alerts, WebhookAlert{
 			Status: status, Labels: lm, Annotations: a.Annotations.Map(), StartsAt: a.FiredAt, EndsAt: endsAt,
 			// The link and the fingerprint Prometheus and Alertmanager
 			// give the same alert, so receivers can match both routes.

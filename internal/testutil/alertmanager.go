@@ -11,6 +11,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/spanwatch/spanwatch/internal/rules"
 )
 
 // StartAlertmanager runs a real Alertmanager (the Debian
@@ -76,31 +78,13 @@ receivers:
 `, url)
 }
 
-// WebhookMessage is a notification in Alertmanager's webhook format
-// (version 4), as Alertmanager's webhook receiver and spanwatch's
-// --alert.webhook.url post it.
-type WebhookMessage struct {
-	Version           string            `json:"version"`
-	GroupKey          string            `json:"groupKey"`
-	Status            string            `json:"status"`
-	Receiver          string            `json:"receiver"`
-	GroupLabels       map[string]string `json:"groupLabels"`
-	CommonLabels      map[string]string `json:"commonLabels"`
-	CommonAnnotations map[string]string `json:"commonAnnotations"`
-	ExternalURL       string            `json:"externalURL"`
-	Alerts            []WebhookAlert    `json:"alerts"`
-}
+// WebhookMessage is a notification in Alertmanager's webhook format, as
+// Alertmanager's webhook receiver and spanwatch's --alert.webhook.url post
+// it.
+type WebhookMessage = rules.WebhookMessage
 
 // WebhookAlert is one alert of a WebhookMessage.
-type WebhookAlert struct {
-	Status       string            `json:"status"`
-	Labels       map[string]string `json:"labels"`
-	Annotations  map[string]string `json:"annotations"`
-	StartsAt     time.Time         `json:"startsAt"`
-	EndsAt       time.Time         `json:"endsAt"`
-	GeneratorURL string            `json:"generatorURL"`
-	Fingerprint  string            `json:"fingerprint"`
-}
+type WebhookAlert = rules.WebhookAlert
 
 // WebhookRecorder is an HTTP endpoint, closed when the test ends, that
 // records the webhook messages posted to it; a body that does not decode
