@@ -218,24 +218,31 @@ func TestGateAgainstScrapingPrometheus(t *testing.T) {
 	}
 }
 
-// TestGateOffsetAndRangeModes: one version whose POST /charge doubles its
-// latency half-way through ten simulated minutes.
-func TestGateOffsetAndRangeModes(t *testing.T) {
-	s := spantest.NewSimulation(t, nil, time.Now().Add(-10*time.Minute))
-	rng := rand.New(rand.NewPCG(5, 6))
+// oneVersionSim runs ten simulated minutes of one version whose POST
+// /charge gets slow× slower half-way through.
+func oneVersionSim(t *testing.T, cfg *config.File, seed uint64, slow float64) *spantest.Simulation {
+	s := spantest.NewSimulation(t, cfg, time.Now().Add(-10*time.Minute))
+	rng := rand.New(rand.NewPCG(seed, seed+1))
 	for i := range 40 {
-		slow := 1.0
+		f := 1.0
 		if i >= 20 {
-			slow = 2
+			f = slow
 		}
 		var stubs []spantest.Stub
-		for _, st := range versionTraffic(rng, slow) {
+		for _, st := range versionTraffic(rng, f) {
 			if st.Res[0].Value.AsString() == "v2" {
 				stubs = append(stubs, st) // one version only
 			}
 		}
 		s.Step(15*time.Second, stubs)
 	}
+	return s
+}
+
+// TestGateOffsetAndRangeModes: one version whose POST /charge doubles its
+// latency half-way through ten simulated minutes.
+func TestGateOffsetAndRangeModes(t *testing.T) {
+	s := oneVersionSim(t, nil, 5, 2)
 	url := "--url=http://" + s.App.WebAddr().String()
 	code, out, errOut := runGate(t, url, "--service=checkout", "--baseline-offset=5m", "--window=4m", "--max-wait=0s")
 	require.Equal(t, gateRegression, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
@@ -372,21 +379,7 @@ func TestGateInterruptedIsInconclusive(t *testing.T) {
 func TestGateOffsetModeWiderThresholds(t *testing.T) {
 	cfg := config.Default()
 	cfg.SpanMetrics.Histogram.Exponential = &spanmetrics.ExponentialConfig{} // precise enough to size +15 %
-	s := spantest.NewSimulation(t, cfg, time.Now().Add(-10*time.Minute))
-	rng := rand.New(rand.NewPCG(7, 8))
-	for i := range 40 {
-		slow := 1.0
-		if i >= 20 {
-			slow = 1.15
-		}
-		var stubs []spantest.Stub
-		for _, st := range versionTraffic(rng, slow) {
-			if st.Res[0].Value.AsString() == "v2" {
-				stubs = append(stubs, st)
-			}
-		}
-		s.Step(15*time.Second, stubs)
-	}
+	s := oneVersionSim(t, cfg, 7, 1.15)
 	url := "--url=http://" + s.App.WebAddr().String()
 	args := []string{url, "--service=checkout", "--baseline-offset=5m", "--window=4m", "--max-wait=0s"}
 	code, out, errOut := runGate(t, append(args, "--min-ratio-p50=1.1", "--min-ratio-p95=1.1")...)
