@@ -44,22 +44,11 @@ func TestCompareAPIMatchesGate(t *testing.T) {
 			s := gateSim(t, nil, slow)
 			base := "http://" + s.App.WebAddr().String()
 			body := `{"service":"checkout","baseline":{"matchers":"service_version=\"v1\""},"candidate":{"matchers":"service_version=\"v2\""}}`
-			resp, err := http.Post(base+"/api/v1/compare", "application/json", bytes.NewBufferString(body))
-			require.NoError(t, err)
-			defer func() { _ = resp.Body.Close() }()
-			require.Equal(t, http.StatusOK, resp.StatusCode)
-			var api compareAnswer
-			require.NoError(t, json.NewDecoder(resp.Body).Decode(&api))
-			require.Equal(t, "success", api.Status)
-
+			api := postCompare(t, base, body)
 			code, out, errOut := runGate(t, "--url="+base, "--service=checkout", `--baseline=service_version="v1"`,
 				`--candidate=service_version="v2"`, "--max-wait=0s", "--format=json")
 			require.Contains(t, []int{gatePass, gateRegression}, code, errOut)
-			wrapped := []byte(`{"status":"success","data":{"report":` + out + `}}`)
-			var fromCLI compareAnswer
-			require.NoError(t, json.Unmarshal(wrapped, &fromCLI))
-
-			require.Equal(t, fromCLI.Data.Report, api.Data.Report)
+			requireSameReport(t, out, api)
 			require.Equal(t, map[float64]string{2: "regression", 1: "pass"}[slow], api.Data.Report.Verdict)
 			for _, arm := range []string{"baseline", "candidate"} {
 				d := api.Data.Distributions[arm]
@@ -115,11 +104,29 @@ func TestCompareAPIUsesTheConfigFileThresholds(t *testing.T) {
 	cfg.Gate.MinRatio = gate.Quantiles{P50: 100, P95: 100, P99: 100}
 	s := gateSim(t, cfg, 2)
 	body := `{"service":"checkout","baseline":{"matchers":"service_version=\"v1\""},"candidate":{"matchers":"service_version=\"v2\""}}`
-	resp, err := http.Post("http://"+s.App.WebAddr().String()+"/api/v1/compare", "application/json", bytes.NewBufferString(body))
+	api := postCompare(t, "http://"+s.App.WebAddr().String(), body)
+	require.Equal(t, "pass", api.Data.Report.Verdict, "a doubling is not 100×")
+}
+
+// postCompare posts body to POST /api/v1/compare and returns the successful
+// answer.
+func postCompare(t *testing.T, base, body string) compareAnswer {
+	t.Helper()
+	resp, err := http.Post(base+"/api/v1/compare", "application/json", bytes.NewBufferString(body))
 	require.NoError(t, err)
 	defer func() { _ = resp.Body.Close() }()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	var api compareAnswer
 	require.NoError(t, json.NewDecoder(resp.Body).Decode(&api))
-	require.Equal(t, "pass", api.Data.Report.Verdict, "a doubling is not 100×")
+	require.Equal(t, "success", api.Status)
+	return api
+}
+
+// requireSameReport: the compare API's report equals `spanwatch gate
+// --format json`'s output cliJSON.
+func requireSameReport(t *testing.T, cliJSON string, api compareAnswer) {
+	t.Helper()
+	var cli compareAnswer
+	require.NoError(t, json.Unmarshal([]byte(`{"status":"success","data":{"report":`+cliJSON+`}}`), &cli))
+	require.Equal(t, cli.Data.Report, api.Data.Report)
 }

@@ -3,11 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -256,14 +254,8 @@ func TestGateOffsetAndRangeModes(t *testing.T) {
 	// The compare API decides offset mode with the same thresholds.
 	code, out, errOut = runGate(t, url, "--service=checkout", "--baseline-offset=5m", "--window=4m", "--max-wait=0s", "--format=json")
 	require.Equal(t, gateRegression, code, errOut)
-	resp, err := http.Post("http://"+s.App.WebAddr().String()+"/api/v1/compare", "application/json",
-		strings.NewReader(`{"service":"checkout","baseline":{"offset":"5m"},"window":"4m"}`))
-	require.NoError(t, err)
-	defer func() { _ = resp.Body.Close() }()
-	var api, cli compareAnswer
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&api))
-	require.NoError(t, json.Unmarshal([]byte(`{"status":"success","data":{"report":`+out+`}}`), &cli))
-	require.Equal(t, cli.Data.Report, api.Data.Report)
+	api := postCompare(t, "http://"+s.App.WebAddr().String(), `{"service":"checkout","baseline":{"offset":"5m"},"window":"4m"}`)
+	requireSameReport(t, out, api)
 	require.Equal(t, "regression", api.Data.Report.Verdict)
 
 	code, out, errOut = runGate(t, url, "--service=checkout", "--baseline-range=-9m,-5m30s", "--candidate-range=-4m30s,now", "--max-wait=0s")
@@ -387,12 +379,6 @@ func TestGateOffsetModeWiderThresholds(t *testing.T) {
 	code, out, errOut = runGate(t, append(args, "--format=json")...)
 	require.NotEqual(t, gateRegression, code, "offset thresholds: stdout:\n%s\nstderr:\n%s", out, errOut)
 
-	resp, err := http.Post("http://"+s.App.WebAddr().String()+"/api/v1/compare", "application/json",
-		strings.NewReader(`{"service":"checkout","baseline":{"offset":"5m"},"window":"4m"}`))
-	require.NoError(t, err)
-	defer func() { _ = resp.Body.Close() }()
-	var api, cli compareAnswer
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&api))
-	require.NoError(t, json.Unmarshal([]byte(`{"status":"success","data":{"report":`+out+`}}`), &cli))
-	require.Equal(t, cli.Data.Report, api.Data.Report)
+	api := postCompare(t, "http://"+s.App.WebAddr().String(), `{"service":"checkout","baseline":{"offset":"5m"},"window":"4m"}`)
+	requireSameReport(t, out, api)
 }
