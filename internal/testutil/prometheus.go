@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 )
@@ -23,16 +24,35 @@ type Prometheus struct {
 	config string
 }
 
-// FreeAddr returns a loopback address that was free a moment ago.
+// FreeAddr returns a loopback address that was free a moment ago and that
+// no earlier call in this process returned: the kernel may hand a port
+// just released to the next listener, so two addresses taken one after the
+// other for the same child process could otherwise be the same.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := l.Addr().String()
+		_ = l.Close()
+		freeAddrsMu.Lock()
+		_, used := freeAddrs[addr]
+		freeAddrs[addr] = struct{}{}
+		freeAddrsMu.Unlock()
+		if !used {
+			return addr
+		}
 	}
-	defer func() { _ = l.Close() }()
-	return l.Addr().String()
+	t.Fatal("no loopback port that was not handed out before")
+	return ""
 }
+
+var (
+	freeAddrsMu sync.Mutex
+	freeAddrs   = map[string]struct{}{}
+)
 
 // StartPrometheus runs prometheus with the given configuration file content
 // and extra flags, waits until it is ready and stops it when the test ends.
