@@ -10,6 +10,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/spanwatch/spanwatch/internal/export"
+	"github.com/spanwatch/spanwatch/internal/field"
 	"github.com/spanwatch/spanwatch/internal/gate"
 	"github.com/spanwatch/spanwatch/internal/rules"
 	"github.com/spanwatch/spanwatch/internal/spanmetrics"
@@ -55,10 +56,10 @@ func (f *File) validateRemoteWrite() error {
 	for i := range f.RemoteWrite {
 		rw := &f.RemoteWrite[i]
 		if err := rw.Validate(); err != nil {
-			return &spanmetrics.FieldError{Path: fmt.Sprintf("[%d]", i), Err: err}
+			return &field.Error{Path: fmt.Sprintf("[%d]", i), Err: err}
 		}
 		if j, dup := names[rw.RemoteName()]; dup {
-			return &spanmetrics.FieldError{Path: fmt.Sprintf("[%d].name", i),
+			return &field.Error{Path: fmt.Sprintf("[%d].name", i),
 				Err: fmt.Errorf("remote write name %q is already used by remote_write[%d]; set name to tell them apart", rw.RemoteName(), j)}
 		}
 		names[rw.RemoteName()] = i
@@ -153,9 +154,9 @@ func (f *File) Validate() error {
 }
 
 // sectionError prefixes the section key to the path of a component's
-// *spanmetrics.FieldError.
+// *field.Error.
 func sectionError(key string, err error) *Error {
-	var fe *spanmetrics.FieldError
+	var fe *field.Error
 	if !errors.As(err, &fe) {
 		return &Error{Path: key, Err: err}
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spanwatch/spanwatch/internal/export"
+	"github.com/spanwatch/spanwatch/internal/field"
 	"github.com/spanwatch/spanwatch/internal/gate"
 	"github.com/spanwatch/spanwatch/internal/rules"
 	"github.com/spanwatch/spanwatch/internal/spanmetrics"
@@ -461,7 +462,7 @@ func TestErrorDetails(t *testing.T) {
 	require.Equal(t, &Error{File: "conf/spanwatch.yml", Line: 2, Path: "spanmetrics.histogramm", Err: ce.Err}, ce)
 
 	_, err = Parse([]byte("exposition:\n  naming: x\n"), "c.yaml")
-	var fe *spanmetrics.FieldError
+	var fe *field.Error
 	require.False(t, errors.As(err, &fe), "the section's FieldError is replaced by an *Error with the full path")
 	require.ErrorAs(t, err, &ce)
 	require.Equal(t, "exposition.naming", ce.Path)

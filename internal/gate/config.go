@@ -4,9 +4,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/spanwatch/spanwatch/internal/field"
 	"github.com/spanwatch/spanwatch/internal/query"
 	"github.com/spanwatch/spanwatch/internal/regress"
-	"github.com/spanwatch/spanwatch/internal/spanmetrics"
 )
 
 // Config is the `gate:` section of the config file: the defaults of
@@ -133,5 +133,5 @@ func (c *Config) Validate() error {
 }
 
 func fieldErr(key, format string, args ...any) error {
-	return &spanmetrics.FieldError{Path: key, Err: fmt.Errorf(format, args...)}
+	return &field.Error{Path: key, Err: fmt.Errorf(format, args...)}
 }

@@ -1,14 +1,13 @@
 package rules
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/prometheus/common/model"
 
-	"github.com/spanwatch/spanwatch/internal/spanmetrics"
+	"github.com/spanwatch/spanwatch/internal/field"
 )
 
 // Config is the `rules:` section of the config file.
@@ -30,19 +29,15 @@ func DefaultConfig() Config {
 // Validate checks the section; errors name the key.
 func (c *Config) Validate() error {
 	if c.EvaluationInterval < time.Second {
-		return &spanmetrics.FieldError{Path: "evaluation_interval", Err: fmt.Errorf("must be at least 1s, got %s", c.EvaluationInterval)}
+		return &field.Error{Path: "evaluation_interval", Err: fmt.Errorf("must be at least 1s, got %s", c.EvaluationInterval)}
 	}
 	for k := range c.ExternalLabels {
 		if !model.LegacyValidation.IsValidLabelName(k) || strings.HasPrefix(k, "__") {
-			return &spanmetrics.FieldError{Path: "external_labels." + k, Err: fmt.Errorf("%q is not a valid label name", k)}
+			return &field.Error{Path: "external_labels." + k, Err: fmt.Errorf("%q is not a valid label name", k)}
 		}
 	}
 	if err := c.Builtin.Validate(); err != nil {
-		var fe *spanmetrics.FieldError
-		if errors.As(err, &fe) {
-			return &spanmetrics.FieldError{Path: "builtin." + fe.Path, Err: fe.Err}
-		}
-		return &spanmetrics.FieldError{Path: "builtin", Err: err}
+		return field.Under("builtin", err)
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/spanwatch/spanwatch/internal/field"
 	"github.com/spanwatch/spanwatch/internal/spanmetrics"
 )
 
@@ -137,7 +138,7 @@ func DefaultPackConfig() PackConfig {
 	}
 }
 
-// Validate checks the section; the error is a *spanmetrics.FieldError that
+// Validate checks the section; the error is a *field.Error that
 // names the key.
 func (c *PackConfig) Validate() error {
 	switch {
@@ -229,7 +230,7 @@ func validateLabels(key string, ls map[string]string) error {
 func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
 
 func fieldErr(key, format string, args ...any) error {
-	return &spanmetrics.FieldError{Path: key, Err: fmt.Errorf(format, args...)}
+	return &field.Error{Path: key, Err: fmt.Errorf(format, args...)}
 }
 
 // Pack renders the built-in pack as a Prometheus rule file (groups → rules)

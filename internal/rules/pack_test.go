@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/spanwatch/spanwatch/internal/field"
 	"github.com/spanwatch/spanwatch/internal/spanmetrics"
 )
 
@@ -219,7 +220,7 @@ func TestPackErrors(t *testing.T) {
 	c := DefaultPackConfig()
 	c.ErrorRate.Threshold = 5
 	_, err = Pack(packNamings[0].names, c)
-	var fe *spanmetrics.FieldError
+	var fe *field.Error
 	require.ErrorAs(t, err, &fe)
 	require.Equal(t, "error_rate.threshold", fe.Path)
 }
@@ -256,7 +257,7 @@ func TestPackConfigValidate(t *testing.T) {
 			c := DefaultPackConfig()
 			tc.edit(&c)
 			err := c.Validate()
-			var fe *spanmetrics.FieldError
+			var fe *field.Error
 			require.True(t, errors.As(err, &fe), "%v", err)
 			require.Equal(t, tc.path, fe.Path)
 		})

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/spanwatch/spanwatch/internal/field"
 )
 
 // Naming schemes for the exposed series.
@@ -169,26 +171,13 @@ func DefaultExponentialConfig() ExponentialConfig {
 	return ExponentialConfig{MaxSize: 160, Schema: &s}
 }
 
-// FieldError is a validation error tied to a key path in the config, such as
-// "histogram.explicit.buckets[3]". The config loader turns the path into a
-// file line.
-type FieldError struct {
-	Path string
-	Err  error
-}
-
-func (e *FieldError) Error() string { return e.Path + ": " + e.Err.Error() }
-
-// Unwrap returns the underlying error.
-func (e *FieldError) Unwrap() error { return e.Err }
-
 func fieldErr(path string, format string, args ...any) error {
-	return &FieldError{Path: path, Err: fmt.Errorf(format, args...)}
+	return field.Errorf(path, format, args...)
 }
 
 var builtinDims = []string{DimServiceName, DimSpanName, DimSpanKind, DimStatusCode, DimServiceVersion}
 
-// Validate checks the section and returns the first problem as a *FieldError.
+// Validate checks the section and returns the first problem as a *field.Error.
 func (c *Config) Validate() error {
 	switch c.Histogram.Unit {
 	case UnitMilliseconds, UnitSeconds:
