@@ -85,7 +85,7 @@ func (k Kind) String() string {
 func Classify(base, cand Dist, errRate float64) Kind {
 	th := regress.DefaultThresholds()
 	changed, large := errRate != BaseErrorRate, false
-	for _, c := range []struct{ q, ratio float64 }{{0.5, th.P50Ratio}, {0.95, th.P95Ratio}, {0.99, th.P99Ratio}} {
+	for _, c := range []struct{ q, ratio float64 }{{0.5, th.MinRatio.P50}, {0.95, th.MinRatio.P95}, {0.99, th.MinRatio.P99}} {
 		b, x := base.Quantile(c.q), cand.Quantile(c.q)
 		if math.Abs(x/b-1) > 1e-4 {
 			changed = true
@@ -94,7 +94,7 @@ func Classify(base, cand Dist, errRate float64) Kind {
 			large = true
 		}
 	}
-	if errRate-BaseErrorRate >= th.ErrorPoints && errRate >= th.ErrorRatio*BaseErrorRate {
+	if errRate-BaseErrorRate >= th.ErrorRate.MinIncrease && errRate >= th.ErrorRate.MinRatio*BaseErrorRate {
 		large = true
 	}
 	switch {

@@ -297,7 +297,7 @@ func (c Cell) Run(g *Grid, runs int, seed uint64) (Result, error) {
 // over the service's operations (here one), without the sample-ratio check
 // (candidate share 0, the default).
 func gateResult(base, cand regress.Arm, th regress.Thresholds, look regress.Look) regress.ServiceResult {
-	return regress.CompareService([]regress.Operation{{Name: "op", Base: base, Cand: cand}}, th, look, 0)
+	return regress.CompareService([]regress.Operation{{Name: "op", Base: base, Cand: cand}}, th, look)
 }
 
 // StrictVerdict is the what-if, now also the gate's own rule: the verdict,
@@ -323,7 +323,7 @@ func StrictVerdict(r regress.ServiceResult, th regress.Thresholds) regress.Verdi
 		if f.Large {
 			return regress.Inconclusive
 		}
-		ratio := map[string]float64{regress.CheckP50: th.P50Ratio, regress.CheckP95: th.P95Ratio, regress.CheckP99: th.P99Ratio}[f.Check]
+		ratio := map[string]float64{regress.CheckP50: th.MinRatio.P50, regress.CheckP95: th.MinRatio.P95, regress.CheckP99: th.MinRatio.P99}[f.Check]
 		if ratio > 0 && f.AdjustedP <= th.Alpha && f.Ratio >= ratio && f.Candidate-f.Baseline >= th.MinAbsChange {
 			return regress.Inconclusive
 		}

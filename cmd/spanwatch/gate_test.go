@@ -189,23 +189,28 @@ func TestGateAgainstScrapingPrometheus(t *testing.T) {
 		t.Cleanup(func() { _ = exp.Shutdown(context.Background()) })
 		s.exp = exp
 	}
+	callsOf := func(s *setup) string {
+		if s.cfg.Exposition.Naming == spanmetrics.NamingLegacy {
+			return "jaeger_spm_calls_total"
+		}
+		return "traces_span_metrics_calls_total"
+	}
 	rng := rand.New(rand.NewPCG(3, 4))
-	// About 20 s of traffic, 3 × 2 × 120 spans every second.
-	for range 20 {
+	// 20 batches of 3 × 2 × 120 spans, each sent once every Prometheus has
+	// scraped the previous one, so that the samples spread over ~20 s.
+	for i := range 20 {
 		spans := spantest.Spans(versionTraffic(rng, 2)...)
 		for _, s := range setups {
 			require.NoError(t, s.exp.ExportSpans(context.Background(), spans))
 		}
-		time.Sleep(time.Second)
+		for _, s := range setups {
+			testutil.Eventually(t, s.prom.URL, `sum(`+callsOf(s)+`{service_name="checkout"})`, 30*time.Second,
+				func(v float64) bool { return v == float64((i+1)*720) })
+		}
 	}
 	for name, s := range setups {
 		t.Run(name, func(t *testing.T) {
-			calls := "traces_span_metrics_calls_total"
-			if s.cfg.Exposition.Naming == spanmetrics.NamingLegacy {
-				calls = "jaeger_spm_calls_total"
-			}
-			testutil.Eventually(t, s.prom.URL, `sum(`+calls+`{service_name="checkout"})`, 30*time.Second,
-				func(v float64) bool { return v == 20*720 })
+			calls := callsOf(s)
 			code, out, errOut := runGate(t, "--url="+s.prom.URL, "--service=checkout", `--baseline=service_version="v1"`,
 				`--candidate=service_version="v2"`, "--window=1m", "--max-wait=0s")
 			require.Equal(t, gateRegression, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
@@ -330,7 +335,7 @@ func TestGateAutoWaitsForTheSecondVersion(t *testing.T) {
 	code, out, errOut := runGate(t, url, "--service=checkout", "--max-wait=2s", "--poll-interval=1s")
 	require.Equal(t, gateInconclusive, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
 	require.Contains(t, errOut, "look 1: 1 version(s) of checkout served traffic in the last 5m (v1); waiting for a second one")
-	require.Contains(t, out, "only 1 version(s) of checkout served traffic in the last 5m (v1) by --max-wait")
+	require.Contains(t, out, "only 1 version(s) of checkout served traffic in the last 5m (v1) by max_wait")
 
 	var stdout, stderr testutil.SyncBuffer
 	done := make(chan int, 1)

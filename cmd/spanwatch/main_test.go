@@ -75,6 +75,17 @@ func TestServePortInUseIsAFailure(t *testing.T) {
 	require.Contains(t, errOut, "OTLP/gRPC listen")
 }
 
+// TestServeUnwritableStorageIsAFailure: a storage path that cannot be
+// created is a runtime failure (exit 1), not a usage error.
+func TestServeUnwritableStorageIsAFailure(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "not-a-directory")
+	require.NoError(t, os.WriteFile(file, nil, 0o644))
+	code, _, errOut := runCLI("serve", "--otlp.grpc.listen-address=127.0.0.1:0", "--otlp.http.listen-address=127.0.0.1:0",
+		"--metrics.listen-address=127.0.0.1:0", "--web.listen-address=127.0.0.1:0", "--storage.path="+filepath.Join(file, "data"))
+	require.Equal(t, exitFailure, code, errOut)
+	require.Contains(t, errOut, "opening storage")
+}
+
 func TestRemoteWriteConfigsMergeFlags(t *testing.T) {
 	f := config.Default()
 	f.RemoteWrite = []export.RemoteWriteConfig{{URL: "http://a/api/v1/write", ExternalLabels: map[string]string{"replica": "own"}}}

@@ -131,7 +131,10 @@ func (c *serveCmd) run(ctx context.Context, stderr io.Writer) error {
 	}
 	c.opts.RemoteWrite = remoteWriteConfigs(c.opts.Config, c.remoteWriteURL, c.externalLabels)
 	a, err := app.New(c.opts)
-	if err != nil {
+	switch {
+	case errors.Is(err, app.ErrStorage):
+		return err // exit 1: the flags are fine, the disk is not
+	case err != nil:
 		return usageError{err}
 	}
 	hup := make(chan os.Signal, 1)

@@ -21,6 +21,8 @@ const (
 	errorInternal  errorType = "internal"
 	errorNotFound  errorType = "not_found"
 	errorCostLimit errorType = "cost_limit"
+	// errorUnavailable: a backend the request needs is failing.
+	errorUnavailable errorType = "unavailable"
 )
 
 // statusClientClosedConnection is nginx's non-standard 499, which Prometheus
@@ -46,7 +48,7 @@ func (t errorType) statusCode() int {
 		return http.StatusUnprocessableEntity
 	case errorCanceled:
 		return statusClientClosedConnection
-	case errorTimeout:
+	case errorTimeout, errorUnavailable:
 		return http.StatusServiceUnavailable
 	case errorNotFound:
 		return http.StatusNotFound

@@ -20,9 +20,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/spanwatch/spanwatch/internal/api"
 	"github.com/spanwatch/spanwatch/internal/buildinfo"
 	"github.com/spanwatch/spanwatch/internal/config"
 	"github.com/spanwatch/spanwatch/internal/export"
+	"github.com/spanwatch/spanwatch/internal/gate"
 	"github.com/spanwatch/spanwatch/internal/ingest"
 	"github.com/spanwatch/spanwatch/internal/query"
 	"github.com/spanwatch/spanwatch/internal/rules"
@@ -192,8 +194,8 @@ func New(opts Options) (*App, error) {
 		_ = a.closeStore()
 		return nil, err
 	}
-	wmux.Handle(web.ComparePath, web.NewCompareHandler(web.CompareOptions{Handler: wmux, Now: a.now, Logger: a.logger.With("component", "compare"),
-		Defaults: &opts.Config.Gate}))
+	wmux.Handle(api.ComparePath, api.CompareHandler(&gate.Comparer{API: query.HandlerAPI(wmux), Defaults: opts.Config.Gate, Now: a.now},
+		a.logger.With("component", "compare")))
 	if opts.EnablePprof {
 		wmux.HandleFunc("/debug/pprof/", pprof.Index)
 		wmux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)

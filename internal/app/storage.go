@@ -1,6 +1,7 @@
 package app
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -14,6 +15,10 @@ import (
 	"github.com/spanwatch/spanwatch/internal/store"
 )
 
+// ErrStorage marks a failure to open the embedded TSDB (an unwritable or
+// locked --storage.path): a runtime failure, not a usage error.
+var ErrStorage = errors.New("opening storage")
+
 // newStorage opens the embedded TSDB (unless the mode is none) and creates
 // the remote writers; both become sinks.
 func (a *App) newStorage() error {
@@ -25,7 +30,7 @@ func (a *App) newStorage() error {
 		so.OnHealth = func(err error) { a.ready.Set("storage", err) }
 		s, err := store.Open(so)
 		if err != nil {
-			return err
+			return fmt.Errorf("%w: %w", ErrStorage, err)
 		}
 		a.store = s
 		a.sinks = append(a.sinks, s)

@@ -16,6 +16,7 @@ import (
 	"github.com/spanwatch/spanwatch/internal/export"
 	"github.com/spanwatch/spanwatch/internal/field"
 	"github.com/spanwatch/spanwatch/internal/gate"
+	"github.com/spanwatch/spanwatch/internal/regress"
 	"github.com/spanwatch/spanwatch/internal/rules"
 	"github.com/spanwatch/spanwatch/internal/spanmetrics"
 	"github.com/spanwatch/spanwatch/internal/testutil"
@@ -538,9 +539,12 @@ func TestLoadFull(t *testing.T) {
 		Gate: gate.Config{
 			URL: "http://mimir:8080/prometheus", Headers: map[string]string{"X-Scope-OrgID": "team-a"},
 			Window: 10 * time.Minute, MaxWait: 30 * time.Minute, PollInterval: 30 * time.Second,
-			Alpha: 0.005, FDR: 0.1, MinRatio: gate.Quantiles{P50: 1.2, P95: 1.15, P99: 1.3}, MinAbsChange: 10,
-			ErrorRate: gate.ErrorRate{MinIncrease: 0.01, MinRatio: 3}, MinRequests: gate.Quantiles{P50: 50, P95: 300, P99: 2000},
-			SRMAlpha: 0.0001, CandidateShare: 0.2, OnInconclusive: "fail",
+			Thresholds: regress.Thresholds{
+				Alpha: 0.005, FDR: 0.1, MinRatio: regress.Quantiles{P50: 1.2, P95: 1.15, P99: 1.3}, MinAbsChange: 10,
+				ErrorRate: regress.ErrorRate{MinIncrease: 0.01, MinRatio: 3}, MinRequests: regress.Quantiles{P50: 50, P95: 300, P99: 2000},
+				SRMAlpha: 0.0001, CandidateShare: 0.2,
+			},
+			OnInconclusive: "fail",
 		},
 		Rules: rules.Config{
 			EvaluationInterval: time.Minute,

@@ -9,31 +9,35 @@ import (
 	"strings"
 	"time"
 
+	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
 
 	"github.com/spanwatch/spanwatch/internal/regress"
 )
 
-// Options configure one gate run.
+// Options configure how a Plan runs: where it reads and how it waits.
 type Options struct {
-	Source              *Source
-	Baseline, Candidate Arm
-	// Window is the analysis window of each arm (ignored for explicit ranges).
-	Window time.Duration
-	// MaxWait bounds waiting for enough data.
-	MaxWait time.Duration
-	// PollInterval is the time between looks.
-	PollInterval time.Duration
-	// Thresholds of the decision rule.
-	Thresholds regress.Thresholds
-	// CandidateShare is the expected share of the candidate's traffic for
-	// the sample-ratio check; 0 skips it.
-	CandidateShare float64
-	// Progress receives one line per look (stderr); nil discards.
+	// API is the Prometheus-compatible API the arms are read from.
+	API v1.API
+	// Progress receives one line per look; nil discards.
 	Progress io.Writer
+	// Rollback, when set, is undone after a regression verdict (and only
+	// then); the report says what it did.
+	Rollback Rollback
+	// DryRun makes Rollback describe the change instead of making it.
+	DryRun bool
 	// Now and Sleep are the clock; nil means real time.
 	Now   func() time.Time
 	Sleep func(context.Context, time.Duration) error
+}
+
+// Rollback undoes a deploy after a regression verdict. internal/rollback
+// implements it for Kubernetes Deployments; the CLI wires it in, so this
+// package needs no Kubernetes client.
+type Rollback interface {
+	// Undo restores the previous revision; with dryRun it only describes
+	// the change. It returns what it did, in words.
+	Undo(ctx context.Context, dryRun bool) (string, error)
 }
 
 // Report is the outcome of a run with its evidence.
@@ -47,13 +51,24 @@ type Report struct {
 	Native              bool     // latencies from native histograms
 	Notes               []string // warnings and choices made for the user
 	At                  time.Time
+	// Rollback says what the rollback did after a regression; empty when
+	// none was configured or the verdict was not a regression.
+	Rollback string
+	// BaselineData and CandidateData are what the last look read, for
+	// callers that show the distributions; nil when no look ran.
+	BaselineData, CandidateData *Data
 }
 
-// Run looks at both arms every PollInterval until a decision is reached or
-// MaxWait has passed. A regression may be declared at any look: each look
+// Run carries out a plan: it resolves the series, finds the two versions
+// when the plan asks for them (waiting for the second), then looks at both
+// arms every poll interval until a decision is reached or the plan's
+// max_wait has passed. A regression may be declared at any look: each look
 // spends its share of α (see internal/regress), so repeated looks do not
 // inflate false failures. A pass needs the minimum requests per arm.
-func Run(ctx context.Context, o Options) (*Report, error) {
+//
+// Errors are *RequestError (the user's to fix), ErrBackend or ErrNoData,
+// or ctx's error; on a rollback failure the report comes with the error.
+func Run(ctx context.Context, p *Plan, o Options) (*Report, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -63,43 +78,148 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}
-	planned := 1
-	if o.PollInterval > 0 && o.MaxWait > 0 && !fixedRanges(o) {
-		planned = int(o.MaxWait/o.PollInterval) + 1
-	}
 	start := o.Now()
+	src := &Source{API: o.API, Service: p.Service, SpanKind: p.SpanKind, Operations: p.Operations}
+	var notes []string
+	addNote := func(n string) {
+		notes = append(notes, n)
+		fmt.Fprintf(o.Progress, "note: %s\n", n)
+	}
+	for _, n := range p.Notes {
+		addNote(n)
+	}
+	series, note, err := src.ResolveSeries(ctx, p.Naming, p.Namespace, p.Unit, start)
+	if err != nil {
+		return nil, err
+	}
+	src.Series = series
+	if note != "" {
+		addNote(note)
+	}
+	base, cand := p.Baseline, p.Candidate
+	maxWait := p.Config.MaxWait
+	if p.Auto {
+		vs, looks, err := waitForVersions(ctx, src, p, start, o)
+		if err != nil {
+			return nil, err
+		}
+		if len(vs) < 2 {
+			rep := noSecondVersion(p, vs, looks, o.Now().Sub(start), o.Now())
+			rep.Notes = notes
+			return rep, nil
+		}
+		base, cand = VersionArm(vs[0].Name), VersionArm(vs[1].Name)
+		addNote(fmt.Sprintf("two versions served traffic: comparing the older %q (baseline) with the newer %q (candidate)", vs[0].Name, vs[1].Name))
+		// The wait for the second version counts towards max_wait.
+		maxWait = max(0, maxWait-o.Now().Sub(start))
+	}
+	rep, err := look(ctx, src, base, cand, p, maxWait, start, o)
+	if err != nil {
+		return rep, err
+	}
+	rep.Notes = notes
+	if rep.Verdict == regress.Regression && o.Rollback != nil {
+		what, err := o.Rollback.Undo(ctx, o.DryRun)
+		if err != nil {
+			return rep, fmt.Errorf("rollback: %w", err)
+		}
+		rep.Rollback = what
+	}
+	return rep, nil
+}
+
+// look runs the looks of one comparison.
+func look(ctx context.Context, src *Source, base, cand Arm, p *Plan, maxWait time.Duration, start time.Time, o Options) (*Report, error) {
+	window := p.Config.Window
+	planned := 1
+	if p.Config.PollInterval > 0 && maxWait > 0 && !fixedRanges(base, cand) {
+		planned = int(maxWait/p.Config.PollInterval) + 1
+	}
 	rep := &Report{
-		Service:      o.Source.Service,
-		Baseline:     o.Baseline.Describe(o.Window),
-		Candidate:    o.Candidate.Describe(o.Window),
+		Service:      p.Service,
+		Baseline:     base.Describe(window),
+		Candidate:    cand.Describe(window),
 		PlannedLooks: planned,
 	}
 	for look := 1; ; look++ {
 		now := o.Now()
-		base, err := o.Source.Fetch(ctx, o.Baseline, now, o.Window)
+		b, err := src.Fetch(ctx, base, now, window)
 		if err != nil {
 			return nil, err
 		}
-		cand, err := o.Source.Fetch(ctx, o.Candidate, now, o.Window)
+		c, err := src.Fetch(ctx, cand, now, window)
 		if err != nil {
 			return nil, err
 		}
-		res := regress.CompareService(operations(base, cand), o.Thresholds, regress.Look{Index: look, Total: planned}, o.CandidateShare)
+		res := regress.CompareService(operations(b, c), p.Config.Thresholds, regress.Look{Index: look, Total: planned})
 		rep.Result, rep.Verdict, rep.Looks, rep.At = res, res.Verdict, look, now
-		rep.Native = base.Native && cand.Native
+		rep.Native = b.Native && c.Native
 		rep.Waited = now.Sub(start)
+		rep.BaselineData, rep.CandidateData = b, c
 		fmt.Fprintf(o.Progress, "look %d/%d: baseline %.0f requests, candidate %.0f requests: %s\n",
-			look, planned, base.Service.Requests, cand.Service.Requests, progressEstimate(res))
+			look, planned, b.Service.Requests, c.Service.Requests, progressEstimate(res))
 		if res.Verdict != regress.Inconclusive || look >= planned {
 			return rep, nil
 		}
-		if err := o.Sleep(ctx, o.PollInterval); err != nil {
+		if err := o.Sleep(ctx, p.Config.PollInterval); err != nil {
 			return rep, err
 		}
 	}
 }
 
-func fixedRanges(o Options) bool { return !o.Baseline.End.IsZero() && !o.Candidate.End.IsZero() }
+// waitForVersions finds the versions of the service that served traffic in
+// the window, looking every poll interval until there are two or max_wait
+// has passed: at the start of a rollout the new version has not served yet.
+// More than two is a request error at once, since waiting does not resolve
+// it.
+func waitForVersions(ctx context.Context, src *Source, p *Plan, start time.Time, o Options) ([]Version, int, error) {
+	deadline := start.Add(p.Config.MaxWait)
+	window := model.Duration(p.Config.Window)
+	for look := 1; ; look++ {
+		vs, err := src.Versions(ctx, o.Now(), p.Config.Window, 24*time.Hour)
+		if err != nil {
+			return nil, look, err
+		}
+		if len(vs) > 2 {
+			return nil, look, badf("", "no populations given and %d versions served %s in the last %s (%s): give baseline and candidate",
+				len(vs), p.Service, window, versionNames(vs))
+		}
+		wait := deadline.Sub(o.Now())
+		if len(vs) == 2 || wait <= 0 {
+			return vs, look, nil
+		}
+		fmt.Fprintf(o.Progress, "look %d: %d version(s) of %s served traffic in the last %s (%s); waiting for a second one, up to %s more\n",
+			look, len(vs), p.Service, window, versionNames(vs), wait.Round(time.Second))
+		if err := o.Sleep(ctx, min(p.Config.PollInterval, wait)); err != nil {
+			return nil, look, err
+		}
+	}
+}
+
+func versionNames(vs []Version) string {
+	if len(vs) == 0 {
+		return "none"
+	}
+	names := make([]string, len(vs))
+	for i, v := range vs {
+		names[i] = v.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+// noSecondVersion is the inconclusive report of an automatic comparison
+// that found fewer than two versions by max_wait.
+func noSecondVersion(p *Plan, vs []Version, looks int, waited time.Duration, at time.Time) *Report {
+	reason := fmt.Sprintf("no populations given and only %d version(s) of %s served traffic in the last %s (%s) by max_wait: nothing to compare; a new version that never served is not a pass",
+		len(vs), p.Service, model.Duration(p.Config.Window), versionNames(vs))
+	return &Report{
+		Service: p.Service, Baseline: "the older version (not found)", Candidate: "the newer version (not found)",
+		Verdict: regress.Inconclusive, Result: regress.ServiceResult{Verdict: regress.Inconclusive, Reason: reason},
+		Looks: looks, PlannedLooks: looks, Waited: waited, At: at,
+	}
+}
+
+func fixedRanges(base, cand Arm) bool { return !base.End.IsZero() && !cand.End.IsZero() }
 
 // operations pairs the operations of both arms, sorted by name. An
 // operation seen in one arm only is compared against an empty arm, which

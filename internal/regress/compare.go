@@ -46,104 +46,86 @@ func (v Verdict) MarshalText() ([]byte, error) { return []byte(v.String()), nil 
 
 // Thresholds configure the decision rule. Latency thresholds are in the unit
 // of the histogram bounds (milliseconds for spanwatch's metrics).
+//
+// This struct is the one list of the gate's numbers: its yaml keys are the
+// config file's gate: section, and Fields derives from its tags the gate's
+// flags (flag), their help (help), the valid ranges Validate checks (range,
+// in interval notation) and the table of docs/gate.md. A nested Quantiles
+// takes its flag and help from the parent's tags, with {q} replaced by the
+// quantile's key and {Q} by its name (p50, P50).
 type Thresholds struct {
 	// Alpha is the family-wise error rate of the gated checks (Holm), spent
 	// over the planned looks (LookAlpha). Default 0.01.
-	Alpha float64
+	Alpha float64 `yaml:"alpha" flag:"alpha" range:"(0,0.5)" help:"Family-wise error rate across the gated checks (Holm), spent over the looks."`
 	// FDR is the false-discovery rate for per-operation findings
 	// (Benjamini–Hochberg); they inform and do not gate. Default 0.05.
-	FDR float64
-	// P50Ratio, P95Ratio and P99Ratio are the smallest candidate/baseline
-	// quantile ratios that count as large. Defaults 1.10, 1.10, 1.20.
-	P50Ratio, P95Ratio, P99Ratio float64
+	FDR float64 `yaml:"fdr" flag:"fdr" range:"(0,1)" help:"False-discovery rate of the per-operation findings (Benjamini-Hochberg)."`
+	// MinRatio holds the smallest candidate/baseline quantile ratios that
+	// count as large. Defaults 1.10, 1.10, 1.20.
+	MinRatio Quantiles `yaml:"min_ratio" flag:"min-ratio-{q}" range:"[1,inf)" help:"Smallest {Q} ratio (candidate/baseline) that counts as a regression."`
 	// MinAbsChange is the smallest absolute quantile change that counts as
 	// large; the width of the baseline bucket holding the quantile raises it
 	// (a change within one bucket cannot be measured). Default 5 (ms).
-	MinAbsChange float64
-	// ErrorPoints is the smallest error-rate increase that counts as large,
-	// as a fraction (0.005 = half a percentage point). Default 0.005.
-	ErrorPoints float64
-	// ErrorRatio is the smallest candidate/baseline error-rate ratio that
-	// counts as large. Default 2.
-	ErrorRatio float64
-	// MinRequestsP50, MinRequestsP95 and MinRequestsP99 are the requests
-	// each arm needs before its check may pass: about ten expected requests
-	// beyond the quantile. MinRequestsP50 also applies to the error check.
-	// Defaults 30, 200, 1000.
-	MinRequestsP50, MinRequestsP95, MinRequestsP99 float64
+	MinAbsChange float64 `yaml:"min_abs_change" flag:"min-abs-change" range:"[0,inf)" help:"Smallest absolute latency change (ms) that counts; at least one bucket width is always required too."`
+	// ErrorRate holds the error-rate thresholds.
+	ErrorRate ErrorRate `yaml:"error_rate"`
+	// MinRequests holds the requests each arm needs before a check may pass:
+	// about ten expected requests beyond the quantile. MinRequests.P50 also
+	// applies to the error check. Defaults 30, 200, 1000.
+	MinRequests Quantiles `yaml:"min_requests" flag:"min-requests-{q}" range:"[1,inf)" help:"Requests per arm needed before the {Q} check can pass (the P50 minimum also holds for errors)."`
 	// SRMAlpha is the significance level of the sample-ratio-mismatch test.
 	// Default 0.001.
-	SRMAlpha float64
+	SRMAlpha float64 `yaml:"srm_alpha" flag:"srm-alpha" range:"(0,0.5)" help:"Significance of the sample-ratio-mismatch check (with candidate share)."`
+	// CandidateShare is the candidate's expected share of the service's
+	// requests (0.2 for a 20 % canary): with it, a sample-ratio check tests
+	// the arms' totals against that split, and a mismatch makes a pass
+	// inconclusive. 0, the default, skips the check.
+	CandidateShare float64 `yaml:"candidate_share" flag:"candidate-share" range:"[0,1)" help:"Expected share of traffic for the candidate (e.g. 0.2 for a 20 % canary); enables the sample-ratio check; 0 skips it."`
+}
+
+// Quantiles holds one number per gated quantile.
+type Quantiles struct {
+	P50 float64 `yaml:"p50"`
+	P95 float64 `yaml:"p95"`
+	P99 float64 `yaml:"p99"`
+}
+
+// ErrorRate holds the error-rate thresholds.
+type ErrorRate struct {
+	// MinIncrease is the smallest error-rate increase that counts as large,
+	// as a fraction (0.005 = half a percentage point). Default 0.005.
+	MinIncrease float64 `yaml:"min_increase" flag:"error-points" range:"[0,1)" help:"Smallest error-rate increase that counts (0.005 = 0.5 percentage points)."`
+	// MinRatio is the smallest candidate/baseline error-rate ratio that
+	// counts as large. Default 2.
+	MinRatio float64 `yaml:"min_ratio" flag:"error-ratio" range:"[1,inf)" help:"Smallest error-rate ratio (candidate/baseline) that counts."`
 }
 
 // DefaultThresholds returns the defaults documented on Thresholds.
 func DefaultThresholds() Thresholds {
 	return Thresholds{
-		Alpha:          0.01,
-		FDR:            0.05,
-		P50Ratio:       1.10,
-		P95Ratio:       1.10,
-		P99Ratio:       1.20,
-		MinAbsChange:   5,
-		ErrorPoints:    0.005,
-		ErrorRatio:     2,
-		MinRequestsP50: 30,
-		MinRequestsP95: 200,
-		MinRequestsP99: 1000,
-		SRMAlpha:       0.001,
+		Alpha:        0.01,
+		FDR:          0.05,
+		MinRatio:     Quantiles{P50: 1.10, P95: 1.10, P99: 1.20},
+		MinAbsChange: 5,
+		ErrorRate:    ErrorRate{MinIncrease: 0.005, MinRatio: 2},
+		MinRequests:  Quantiles{P50: 30, P95: 200, P99: 1000},
+		SRMAlpha:     0.001,
 	}
 }
 
-// Offset mode's smallest quantile ratios: when the baseline is the same
-// window earlier, the two windows hold different traffic (time of day, mix,
-// neighbours), so a change has to be larger before it counts than between
-// two versions in the same window.
-const (
-	OffsetP50Ratio = 1.2
-	OffsetP95Ratio = 1.2
-	OffsetP99Ratio = 1.3
-)
+// OffsetMinRatio holds offset mode's smallest quantile ratios: when the
+// baseline is the same window earlier, the two windows hold different
+// traffic (time of day, mix, neighbours), so a change has to be larger
+// before it counts than between two versions in the same window.
+var OffsetMinRatio = Quantiles{P50: 1.2, P95: 1.2, P99: 1.3}
 
 // ForOffset returns t with the quantile ratios raised to at least offset
-// mode's.
+// mode's (OffsetMinRatio).
 func (t Thresholds) ForOffset() Thresholds {
-	t.P50Ratio = max(t.P50Ratio, OffsetP50Ratio)
-	t.P95Ratio = max(t.P95Ratio, OffsetP95Ratio)
-	t.P99Ratio = max(t.P99Ratio, OffsetP99Ratio)
+	t.MinRatio.P50 = max(t.MinRatio.P50, OffsetMinRatio.P50)
+	t.MinRatio.P95 = max(t.MinRatio.P95, OffsetMinRatio.P95)
+	t.MinRatio.P99 = max(t.MinRatio.P99, OffsetMinRatio.P99)
 	return t
-}
-
-// Validate reports the first field out of range: levels in (0, 1), ratios
-// ≥ 1, changes ≥ 0, request minimums ≥ 1 (so that no traffic never passes).
-func (t Thresholds) Validate() error {
-	for _, f := range []struct {
-		name    string
-		v, lo   float64
-		hi      float64
-		openLow bool
-	}{
-		{"Alpha", t.Alpha, 0, 1, true},
-		{"FDR", t.FDR, 0, 1, true},
-		{"SRMAlpha", t.SRMAlpha, 0, 1, true},
-		{"P50Ratio", t.P50Ratio, 1, math.Inf(1), false},
-		{"P95Ratio", t.P95Ratio, 1, math.Inf(1), false},
-		{"P99Ratio", t.P99Ratio, 1, math.Inf(1), false},
-		{"ErrorRatio", t.ErrorRatio, 1, math.Inf(1), false},
-		{"MinAbsChange", t.MinAbsChange, 0, math.Inf(1), false},
-		{"ErrorPoints", t.ErrorPoints, 0, 1, false},
-		{"MinRequestsP50", t.MinRequestsP50, 1, math.Inf(1), false},
-		{"MinRequestsP95", t.MinRequestsP95, 1, math.Inf(1), false},
-		{"MinRequestsP99", t.MinRequestsP99, 1, math.Inf(1), false},
-	} {
-		low := f.v >= f.lo
-		if f.openLow {
-			low = f.v > f.lo
-		}
-		if !low || !(f.v < f.hi) {
-			return fmt.Errorf("%w: %s = %v out of range", ErrInvalidThresholds, f.name, f.v)
-		}
-	}
-	return nil
 }
 
 // Arm is one side of a comparison, measured over the same window: the
@@ -340,9 +322,9 @@ func evaluate(base, cand Arm, th Thresholds, look Look) (Result, bool) {
 		b, c = al[0], al[1]
 	}
 	r.Findings = []Finding{
-		latencyFinding(CheckP50, 0.5, th.MinRequestsP50, th.P50Ratio, b, c, th),
-		latencyFinding(CheckP95, 0.95, th.MinRequestsP95, th.P95Ratio, b, c, th),
-		latencyFinding(CheckP99, 0.99, th.MinRequestsP99, th.P99Ratio, b, c, th),
+		latencyFinding(CheckP50, 0.5, th.MinRequests.P50, th.MinRatio.P50, b, c, th),
+		latencyFinding(CheckP95, 0.95, th.MinRequests.P95, th.MinRatio.P95, b, c, th),
+		latencyFinding(CheckP99, 0.99, th.MinRequests.P99, th.MinRatio.P99, b, c, th),
 		errorFinding(base, cand, th),
 	}
 	return r, true
@@ -390,8 +372,8 @@ func errorFinding(base, cand Arm, th Thresholds) Finding {
 	f.Ratio, f.CILow, f.CIHigh = rateRatioCI(eb, nb, ec, nc, 1-th.Alpha)
 	t := ProportionTest(eb, nb, ec, nc)
 	f.Test, f.Statistic, f.PValue = t.Name, t.Statistic, t.PValue
-	f.Large = f.Candidate > f.Baseline && f.Candidate-f.Baseline >= th.ErrorPoints && f.Candidate >= th.ErrorRatio*f.Baseline
-	f.Enough = !math.IsNaN(f.PValue) && math.Min(nb, nc) >= th.MinRequestsP50
+	f.Large = f.Candidate > f.Baseline && f.Candidate-f.Baseline >= th.ErrorRate.MinIncrease && f.Candidate >= th.ErrorRate.MinRatio*f.Baseline
+	f.Enough = !math.IsNaN(f.PValue) && math.Min(nb, nc) >= th.MinRequests.P50
 	return f
 }
 

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/spanwatch/spanwatch/internal/field"
 )
 
 // lognormalArm returns an arm whose bucket counts are exactly n times the
@@ -121,7 +123,7 @@ func TestCompare(t *testing.T) {
 			base: arm(classic, 10000, 40, 0.6, 0), cand: arm(classic, 10000, 40, 0.6, math.NaN()),
 		},
 		{
-			name: "invalid thresholds", want: Inconclusive, reason: "invalid thresholds: Alpha = 0",
+			name: "invalid thresholds", want: Inconclusive, reason: "invalid thresholds: alpha: must be in (0, 0.5), got 0",
 			base: arm(classic, 10000, 40, 0.6, 0), cand: arm(classic, 10000, 80, 0.6, 0),
 			th: func(th *Thresholds) { th.Alpha = 0 },
 		},
@@ -272,22 +274,54 @@ func TestVerdict(t *testing.T) {
 
 func TestThresholdsValidate(t *testing.T) {
 	require.NoError(t, DefaultThresholds().Validate())
-	for name, mod := range map[string]func(*Thresholds){
-		"Alpha":          func(t *Thresholds) { t.Alpha = 1 },
-		"FDR":            func(t *Thresholds) { t.FDR = 0 },
-		"SRMAlpha":       func(t *Thresholds) { t.SRMAlpha = -1 },
-		"P50Ratio":       func(t *Thresholds) { t.P50Ratio = 0.9 },
-		"P99Ratio":       func(t *Thresholds) { t.P99Ratio = math.NaN() },
-		"ErrorRatio":     func(t *Thresholds) { t.ErrorRatio = 0.5 },
-		"MinAbsChange":   func(t *Thresholds) { t.MinAbsChange = -1 },
-		"ErrorPoints":    func(t *Thresholds) { t.ErrorPoints = 1 },
-		"MinRequestsP50": func(t *Thresholds) { t.MinRequestsP50 = 0 },
-		"MinRequestsP99": func(t *Thresholds) { t.MinRequestsP99 = math.Inf(1) },
+	for key, mod := range map[string]func(*Thresholds){
+		"alpha":                   func(t *Thresholds) { t.Alpha = 0.5 },
+		"fdr":                     func(t *Thresholds) { t.FDR = 0 },
+		"srm_alpha":               func(t *Thresholds) { t.SRMAlpha = -1 },
+		"min_ratio.p50":           func(t *Thresholds) { t.MinRatio.P50 = 0.9 },
+		"min_ratio.p99":           func(t *Thresholds) { t.MinRatio.P99 = math.NaN() },
+		"error_rate.min_ratio":    func(t *Thresholds) { t.ErrorRate.MinRatio = 0.5 },
+		"min_abs_change":          func(t *Thresholds) { t.MinAbsChange = -1 },
+		"error_rate.min_increase": func(t *Thresholds) { t.ErrorRate.MinIncrease = 1 },
+		"min_requests.p50":        func(t *Thresholds) { t.MinRequests.P50 = 0 },
+		"min_requests.p99":        func(t *Thresholds) { t.MinRequests.P99 = math.Inf(1) },
+		"candidate_share":         func(t *Thresholds) { t.CandidateShare = 1 },
 	} {
 		th := DefaultThresholds()
 		mod(&th)
 		err := th.Validate()
-		require.ErrorIs(t, err, ErrInvalidThresholds, name)
-		require.Contains(t, err.Error(), name)
+		require.ErrorIs(t, err, ErrInvalidThresholds, key)
+		var fe *field.Error
+		require.ErrorAs(t, err, &fe, key)
+		require.Equal(t, key, fe.Path)
+		require.Contains(t, fe.Err.Error(), "must be ", key)
 	}
+}
+
+// TestThresholdFields: every number has a unique key and flag, a help text
+// and a range its default lies in; Fields points into its receiver.
+func TestThresholdFields(t *testing.T) {
+	th := DefaultThresholds()
+	fs := th.Fields()
+	require.Len(t, fs, 13)
+	keys, flags := map[string]bool{}, map[string]bool{}
+	for _, f := range fs {
+		require.False(t, keys[f.Key], f.Key)
+		require.False(t, flags[f.Flag], f.Flag)
+		keys[f.Key], flags[f.Flag] = true, true
+		require.NotEmpty(t, f.Help, f.Key)
+		require.NotContains(t, f.Help+f.Flag, "{", f.Key)
+		require.NoError(t, f.check(*f.Value), f.Key)
+	}
+	require.Equal(t, "min_ratio.p95", fs[3].Key)
+	require.Equal(t, "min-ratio-p95", fs[3].Flag)
+	require.Contains(t, fs[3].Help, "P95")
+	*fs[3].Value = 7
+	require.Equal(t, 7.0, th.MinRatio.P95)
+	other := Thresholds{}
+	for i, f := range other.Fields() {
+		require.Equal(t, fs[i].Key, f.Key)
+	}
+	require.Equal(t, "(0, 0.5)", fs[0].RangeText())
+	require.Equal(t, "≥ 1", fs[2].RangeText())
 }

@@ -65,25 +65,25 @@ func outcome(f Finding, lv levels, th Thresholds) string {
 func largeRule(f Finding, th Thresholds) string {
 	switch f.Check {
 	case CheckErrors:
-		return fmt.Sprintf("+%s and ×%s", fmtPoints(th.ErrorPoints), fmtRatio(th.ErrorRatio))
+		return fmt.Sprintf("+%s and ×%s", fmtPoints(th.ErrorRate.MinIncrease), fmtRatio(th.ErrorRate.MinRatio))
 	case CheckP50:
-		return fmt.Sprintf("×%s and +%s ms", fmtRatio(th.P50Ratio), fmtMs(math.Max(th.MinAbsChange, f.Width)))
+		return fmt.Sprintf("×%s and +%s ms", fmtRatio(th.MinRatio.P50), fmtMs(math.Max(th.MinAbsChange, f.Width)))
 	case CheckP95:
-		return fmt.Sprintf("×%s and +%s ms", fmtRatio(th.P95Ratio), fmtMs(math.Max(th.MinAbsChange, f.Width)))
+		return fmt.Sprintf("×%s and +%s ms", fmtRatio(th.MinRatio.P95), fmtMs(math.Max(th.MinAbsChange, f.Width)))
 	default:
-		return fmt.Sprintf("×%s and +%s ms", fmtRatio(th.P99Ratio), fmtMs(math.Max(th.MinAbsChange, f.Width)))
+		return fmt.Sprintf("×%s and +%s ms", fmtRatio(th.MinRatio.P99), fmtMs(math.Max(th.MinAbsChange, f.Width)))
 	}
 }
 
 // need explains why a finding is inconclusive: it lacks data, cannot be
 // tested, or is a large change not yet significant at this look's level.
 func need(f Finding, th Thresholds) string {
-	minN := th.MinRequestsP50
+	minN := th.MinRequests.P50
 	switch f.Check {
 	case CheckP95:
-		minN = th.MinRequestsP95
+		minN = th.MinRequests.P95
 	case CheckP99:
-		minN = th.MinRequestsP99
+		minN = th.MinRequests.P99
 	case CheckTraffic:
 		return "no traffic"
 	}

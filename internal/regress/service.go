@@ -56,12 +56,13 @@ type ServiceResult struct {
 // Per-operation findings explain it, with Benjamini–Hochberg adjusted
 // p-values across operations and checks.
 //
-// expectedCandidateShare is the share of the service's requests the
+// Thresholds.CandidateShare is the share of the service's requests the
 // candidate should get (0.1 for a 10 % canary); when it is in (0, 1) a
 // traffic check tests the split (sample-ratio mismatch at
 // Thresholds.SRMAlpha), and a mismatch makes a pass inconclusive. 0 means
 // unknown and skips the check.
-func CompareService(ops []Operation, th Thresholds, look Look, expectedCandidateShare float64) ServiceResult {
+func CompareService(ops []Operation, th Thresholds, look Look) ServiceResult {
+	expectedCandidateShare := th.CandidateShare
 	if err := th.Validate(); err != nil {
 		r := Result{Reason: "inconclusive: " + err.Error(), Look: look.normalize()}
 		return ServiceResult{Verdict: Inconclusive, Reason: r.Reason, Service: r}

@@ -76,7 +76,7 @@ func TestCompareService(t *testing.T) {
 		{
 			name: "invalid thresholds", want: Inconclusive, th: func(th *Thresholds) { th.FDR = 2 },
 			ops:    []Operation{op("/a", 1000, 40, 40)},
-			reason: "invalid thresholds: FDR = 2 out of range",
+			reason: "invalid thresholds: fdr: must be in (0, 1), got 2",
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -84,7 +84,8 @@ func TestCompareService(t *testing.T) {
 			if tc.th != nil {
 				tc.th(&th)
 			}
-			r := CompareService(tc.ops, th, Look{}, tc.share)
+			th.CandidateShare = tc.share
+			r := CompareService(tc.ops, th, Look{})
 			require.Equal(t, tc.want, r.Verdict, r.Reason)
 			svc := tc.want
 			if tc.service != 0 {
@@ -127,7 +128,7 @@ func TestCompareServiceAdjustsAcrossOperations(t *testing.T) {
 		{Name: "b", Base: lognormalArm(native, 3000, 10, 0.6, 3), Cand: lognormalArm(native, 3000, 10.5, 0.6, 3)},
 		{Name: "c", Base: lognormalArm(native, 100, 5, 0.6, 0), Cand: lognormalArm(native, 100, 5, 0.6, 0)},
 	}
-	r := CompareService(ops, DefaultThresholds(), Look{}, 0)
+	r := CompareService(ops, DefaultThresholds(), Look{})
 	// The operations' gated p-values, adjusted together.
 	var raw, adj []float64
 	for _, o := range r.Operations {
@@ -190,8 +191,10 @@ func BenchmarkCompareService(b *testing.B) {
 		}
 		b.Run("ops="+strconv.Itoa(n), func(b *testing.B) {
 			b.ReportAllocs()
+			th := DefaultThresholds()
+			th.CandidateShare = 0.5
 			for b.Loop() {
-				CompareService(ops, DefaultThresholds(), Look{}, 0.5)
+				CompareService(ops, th, Look{})
 			}
 		})
 	}

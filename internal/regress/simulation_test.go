@@ -256,7 +256,7 @@ func TestSimulationMultiOperationAA(t *testing.T) {
 			}
 			small = append(small, Operation{Name: name, Base: drawArm(r, bounds, n, 1, 0.001), Cand: drawArm(r, bounds, n, slow, 0.001)})
 		}
-		res := CompareService(aa, th, Look{}, 0)
+		res := CompareService(aa, th, Look{})
 		if res.Verdict == Regression {
 			aaFail++
 		}
@@ -266,7 +266,7 @@ func TestSimulationMultiOperationAA(t *testing.T) {
 				break
 			}
 		}
-		res = CompareService(small, th, Look{}, 0)
+		res = CompareService(small, th, Look{})
 		if res.Verdict == Regression {
 			for _, o := range res.Operations {
 				if o.Gates && o.Name == "d" {

@@ -1,4 +1,4 @@
-package gate
+package rollback
 
 import (
 	"context"
@@ -56,7 +56,7 @@ func rbDeployment(name string, uid types.UID, revision int64, tmpl corev1.PodTem
 		ObjectMeta: metav1.ObjectMeta{
 			Name: name, Namespace: rbNamespace, UID: uid, Generation: 4,
 			Annotations: map[string]string{
-				rollbackRevisionAnnotation:         fmt.Sprint(revision),
+				revisionAnnotation:                 fmt.Sprint(revision),
 				corev1.LastAppliedConfigAnnotation: `{"kind":"Deployment"}`,
 				"kubernetes.io/change-cause":       "deploy v3",
 				"team":                             "payments",
@@ -76,10 +76,10 @@ func rbReplicaSet(name, namespace string, owner *appsv1.Deployment, revision int
 			Name: name, Namespace: namespace,
 			Labels: map[string]string{"app": rbName, appsv1.DefaultDeploymentUniqueLabelKey: "h" + version},
 			Annotations: map[string]string{
-				rollbackRevisionAnnotation:        fmt.Sprint(revision),
-				rollbackDesiredReplicasAnnotation: "3",
-				rollbackMaxReplicasAnnotation:     "4",
-				"kubernetes.io/change-cause":      "deploy " + version,
+				revisionAnnotation:           fmt.Sprint(revision),
+				desiredReplicasAnnotation:    "3",
+				maxReplicasAnnotation:        "4",
+				"kubernetes.io/change-cause": "deploy " + version,
 			},
 		},
 		Spec: appsv1.ReplicaSetSpec{
@@ -105,9 +105,9 @@ func rbObjects() (*appsv1.Deployment, []runtime.Object) {
 	}
 }
 
-func rbTarget(t *testing.T) RollbackTarget {
+func rbTarget(t *testing.T) Target {
 	t.Helper()
-	target, err := ParseRollbackTarget("deployment/"+rbName, rbNamespace)
+	target, err := ParseTarget("deployment/"+rbName, rbNamespace)
 	require.NoError(t, err)
 	return target
 }
@@ -134,7 +134,7 @@ func TestRollbackRestoresPreviousRevision(t *testing.T) {
 	_, objs := rbObjects()
 	client := fake.NewClientset(objs...)
 
-	res, err := NewRollbacker(client, nil).Rollback(context.Background(), rbTarget(t), false)
+	res, err := New(client, nil).Rollback(context.Background(), rbTarget(t), false)
 	require.NoError(t, err)
 	require.True(t, res.Changed)
 	require.False(t, res.DryRun)
@@ -165,7 +165,7 @@ func TestRollbackRestoresPreviousRevision(t *testing.T) {
 	// last-applied-configuration kept, the others from the ReplicaSet;
 	// the ReplicaSet's replica annotations are not copied.
 	require.Equal(t, map[string]string{
-		rollbackRevisionAnnotation:         "3",
+		revisionAnnotation:                 "3",
 		corev1.LastAppliedConfigAnnotation: `{"kind":"Deployment"}`,
 		"kubernetes.io/change-cause":       "deploy v2",
 	}, d.Annotations)
@@ -176,7 +176,7 @@ func TestRollbackDryRun(t *testing.T) {
 	before, objs := rbObjects()
 	client := fake.NewClientset(objs...)
 
-	res, err := NewRollbacker(client, nil).Rollback(context.Background(), rbTarget(t), true)
+	res, err := New(client, nil).Rollback(context.Background(), rbTarget(t), true)
 	require.NoError(t, err)
 	require.True(t, res.DryRun)
 	require.True(t, res.Changed)
@@ -215,7 +215,7 @@ func TestRollbackAlreadyMatches(t *testing.T) {
 	client := fake.NewClientset(objs...)
 
 	for _, dryRun := range []bool{false, true} {
-		res, err := NewRollbacker(client, nil).Rollback(context.Background(), rbTarget(t), dryRun)
+		res, err := New(client, nil).Rollback(context.Background(), rbTarget(t), dryRun)
 		require.NoError(t, err)
 		require.False(t, res.Changed)
 		require.Empty(t, res.Diff)
@@ -247,7 +247,7 @@ func TestRollbackIgnoresOtherReplicaSets(t *testing.T) {
 	)
 	client := fake.NewClientset(objs...)
 
-	res, err := NewRollbacker(client, nil).Rollback(context.Background(), rbTarget(t), false)
+	res, err := New(client, nil).Rollback(context.Background(), rbTarget(t), false)
 	require.NoError(t, err)
 	require.Equal(t, int64(3), res.FromRevision)
 	require.Equal(t, int64(2), res.ToRevision)
@@ -269,7 +269,7 @@ func TestRollbackHistoryOutOfOrder(t *testing.T) {
 		rbReplicaSet(rbName+"-h1", rbNamespace, d, 4, "v1"),
 		rbReplicaSet(rbName+"-h2", rbNamespace, d, 2, "v2"),
 	)
-	rb := NewRollbacker(client, nil)
+	rb := New(client, nil)
 	rev, err := rb.CurrentRevision(context.Background(), rbTarget(t))
 	require.NoError(t, err)
 	require.Equal(t, int64(4), rev)
@@ -292,7 +292,7 @@ func TestRollbackErrors(t *testing.T) {
 		name    string
 		setup   func(d *appsv1.Deployment, objs []runtime.Object) []runtime.Object
 		react   func(c *fake.Clientset)
-		target  func(t RollbackTarget) RollbackTarget
+		target  func(t Target) Target
 		dryRun  bool
 		wantIs  error
 		wantMsg []string
@@ -304,13 +304,13 @@ func TestRollbackErrors(t *testing.T) {
 				d.Spec.RevisionHistoryLimit = &limit
 				return []runtime.Object{d, rbReplicaSet(rbName+"-h3", rbNamespace, d, 3, "v3")}
 			},
-			wantIs:  ErrRollbackNoPreviousRevision,
+			wantIs:  ErrNoPreviousRevision,
 			wantMsg: []string{"deployment/payment-service in namespace production", "only revision 3 is recorded", "revisionHistoryLimit is 0"},
 		},
 		{
 			name:    "no replicasets",
 			setup:   func(d *appsv1.Deployment, _ []runtime.Object) []runtime.Object { return []runtime.Object{d} },
-			wantIs:  ErrRollbackNoPreviousRevision,
+			wantIs:  ErrNoPreviousRevision,
 			wantMsg: []string{"deployment/payment-service in namespace production", "no ReplicaSets controlled by it", "app=payment-service"},
 		},
 		{
@@ -319,7 +319,7 @@ func TestRollbackErrors(t *testing.T) {
 				d.Spec.Paused = true
 				return objs
 			},
-			wantIs:  ErrRollbackPaused,
+			wantIs:  ErrPaused,
 			wantMsg: []string{"deployment/payment-service in namespace production", "kubectl rollout resume deployment/payment-service -n production"},
 		},
 		{
@@ -329,42 +329,42 @@ func TestRollbackErrors(t *testing.T) {
 				return objs
 			},
 			dryRun: true,
-			wantIs: ErrRollbackPaused,
+			wantIs: ErrPaused,
 		},
 		{
 			name:    "deployment not found",
-			target:  func(t RollbackTarget) RollbackTarget { t.Name = "checkout"; return t },
+			target:  func(t Target) Target { t.Name = "checkout"; return t },
 			wantMsg: []string{"deployment/checkout in namespace production: Deployment not found", "--namespace"},
 		},
 		{
 			name:    "revision moved while the gate waited",
-			target:  func(t RollbackTarget) RollbackTarget { t.ExpectRevision = 2; return t },
-			wantIs:  ErrRollbackRevisionMoved,
+			target:  func(t Target) Target { t.ExpectRevision = 2; return t },
+			wantIs:  ErrRevisionMoved,
 			wantMsg: []string{"it is at revision 3, the gate evaluated revision 2"},
 		},
 		{
 			name:    "get forbidden",
 			react:   func(c *fake.Clientset) { c.PrependReactor("get", "deployments", forbidden("get", "deployments")) },
-			wantIs:  ErrRollbackForbidden,
+			wantIs:  ErrForbidden,
 			wantMsg: []string{"deployment/payment-service in namespace production: forbidden", "get deployments", `namespace "production"`},
 		},
 		{
 			name:    "list forbidden",
 			react:   func(c *fake.Clientset) { c.PrependReactor("list", "replicasets", forbidden("list", "replicasets")) },
 			dryRun:  true,
-			wantIs:  ErrRollbackForbidden,
+			wantIs:  ErrForbidden,
 			wantMsg: []string{"list replicasets"},
 		},
 		{
 			name:    "patch forbidden",
 			react:   func(c *fake.Clientset) { c.PrependReactor("patch", "deployments", forbidden("patch", "deployments")) },
-			wantIs:  ErrRollbackForbidden,
+			wantIs:  ErrForbidden,
 			wantMsg: []string{"patch deployments", "cannot patch"},
 		},
 		{
 			name:    "invalid target",
-			target:  func(RollbackTarget) RollbackTarget { return RollbackTarget{Name: rbName} },
-			wantIs:  ErrRollbackTarget,
+			target:  func(Target) Target { return Target{Name: rbName} },
+			wantIs:  ErrTarget,
 			wantMsg: []string{"name and namespace are required"},
 		},
 	}
@@ -382,7 +382,7 @@ func TestRollbackErrors(t *testing.T) {
 			if tt.target != nil {
 				target = tt.target(target)
 			}
-			_, err := NewRollbacker(client, nil).Rollback(context.Background(), target, tt.dryRun)
+			_, err := New(client, nil).Rollback(context.Background(), target, tt.dryRun)
 			require.Error(t, err)
 			if tt.wantIs != nil {
 				require.ErrorIs(t, err, tt.wantIs)
@@ -390,7 +390,7 @@ func TestRollbackErrors(t *testing.T) {
 			for _, m := range tt.wantMsg {
 				require.Contains(t, err.Error(), m)
 			}
-			if !tt.dryRun && !errors.Is(tt.wantIs, ErrRollbackForbidden) {
+			if !tt.dryRun && !errors.Is(tt.wantIs, ErrForbidden) {
 				require.Empty(t, rbPatches(client))
 			}
 		})
@@ -399,25 +399,25 @@ func TestRollbackErrors(t *testing.T) {
 
 func TestRollbackPermissionError(t *testing.T) {
 	api := apierrors.NewForbidden(schema.GroupResource{Group: "apps", Resource: "deployments"}, rbName, errors.New("no"))
-	err := rollbackAPIError(RollbackTarget{Kind: RollbackKindDeployment, Name: rbName, Namespace: rbNamespace}, "patch", "deployments", "restoring", api)
-	var perr *RollbackPermissionError
+	err := apiError(Target{Kind: KindDeployment, Name: rbName, Namespace: rbNamespace}, "patch", "deployments", "restoring", api)
+	var perr *PermissionError
 	require.ErrorAs(t, err, &perr)
 	require.Equal(t, "patch", perr.Verb)
 	require.Equal(t, "deployments", perr.Resource)
-	require.ErrorIs(t, err, ErrRollbackForbidden)
+	require.ErrorIs(t, err, ErrForbidden)
 	require.True(t, apierrors.IsForbidden(err), "the API error stays reachable")
 }
 
 func TestParseRollbackTarget(t *testing.T) {
 	tests := []struct {
 		ref, namespace string
-		want           RollbackTarget
+		want           Target
 		wantErr        string
 	}{
-		{ref: "deployment/payment-service", namespace: "production", want: RollbackTarget{Kind: "Deployment", Name: "payment-service", Namespace: "production"}},
-		{ref: "deploy/payment-service", namespace: "production", want: RollbackTarget{Kind: "Deployment", Name: "payment-service", Namespace: "production"}},
-		{ref: "deployments/payment-service", namespace: "production", want: RollbackTarget{Kind: "Deployment", Name: "payment-service", Namespace: "production"}},
-		{ref: "Deployment/api.v2", namespace: "default", want: RollbackTarget{Kind: "Deployment", Name: "api.v2", Namespace: "default"}},
+		{ref: "deployment/payment-service", namespace: "production", want: Target{Kind: "Deployment", Name: "payment-service", Namespace: "production"}},
+		{ref: "deploy/payment-service", namespace: "production", want: Target{Kind: "Deployment", Name: "payment-service", Namespace: "production"}},
+		{ref: "deployments/payment-service", namespace: "production", want: Target{Kind: "Deployment", Name: "payment-service", Namespace: "production"}},
+		{ref: "Deployment/api.v2", namespace: "default", want: Target{Kind: "Deployment", Name: "api.v2", Namespace: "default"}},
 		{ref: "payment-service", namespace: "production", wantErr: "want deployment/NAME (or deploy/NAME, deployments/NAME)"},
 		{ref: "statefulset/db", namespace: "production", wantErr: "only Deployments can be rolled back"},
 		{ref: "deployment.apps/payment-service", namespace: "production", wantErr: "want deployment/NAME"},
@@ -430,9 +430,9 @@ func TestParseRollbackTarget(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.ref+"@"+tt.namespace, func(t *testing.T) {
-			got, err := ParseRollbackTarget(tt.ref, tt.namespace)
+			got, err := ParseTarget(tt.ref, tt.namespace)
 			if tt.wantErr != "" {
-				require.ErrorIs(t, err, ErrRollbackTarget)
+				require.ErrorIs(t, err, ErrTarget)
 				require.ErrorContains(t, err, tt.wantErr)
 				return
 			}
@@ -457,13 +457,13 @@ func TestRollbackDiff(t *testing.T) {
 	next.Spec.Containers[0].Env = append(next.Spec.Containers[0].Env,
 		corev1.EnvVar{Name: "POOL", Value: strings.Repeat("x", 200)})
 
-	got := rollbackDiff(&cur, &next, map[string]string{"a": "1"}, map[string]string{"a": "1"})
+	got := templateDiff(&cur, &next, map[string]string{"a": "1"}, map[string]string{"a": "1"})
 	want := []string{
 		"init container migrate: added (image " + rbImage + "migrate-v2)",
 		"container payment-service: image " + rbImage + "v3 -> " + rbImage + "v2",
 		"container payment-service: env DB_PASSWORD: value changed (value hidden)",
 		`container payment-service: env NEW_ROUTER: "on" -> (unset)`,
-		`container payment-service: env POOL: (unset) -> "` + strings.Repeat("x", rollbackDiffValueMax-1) + "…",
+		`container payment-service: env POOL: (unset) -> "` + strings.Repeat("x", diffValueMax-1) + "…",
 		`container payment-service: env REGION: from {"fieldRef":{"fieldPath":"metadata.labels['region']"}} -> (unset)`,
 		`container payment-service: env SERVICE_VERSION: "v3" -> "v2"`,
 		`container payment-service: args: (unset) -> ["--pool=20"]`,
@@ -479,7 +479,7 @@ func TestRollbackDiff(t *testing.T) {
 	env := reordered.Spec.Containers[0].Env
 	env[0], env[1] = env[1], env[0]
 	require.Equal(t, "container payment-service: env: order changed",
-		rollbackDiff(new(rbTemplate("v3", "")), &reordered, nil, nil))
+		templateDiff(new(rbTemplate("v3", "")), &reordered, nil, nil))
 }
 
 func TestNewKubeClient(t *testing.T) {
@@ -508,7 +508,7 @@ current-context: ci
 		c, err := NewKubeClient(kubeconfig)
 		require.NoError(t, err)
 		require.NotNil(t, c)
-		ns, err := DefaultRollbackNamespace(kubeconfig)
+		ns, err := DefaultNamespace(kubeconfig)
 		require.NoError(t, err)
 		require.Equal(t, "production", ns)
 	})
@@ -517,7 +517,7 @@ current-context: ci
 		c, err := NewKubeClient("")
 		require.NoError(t, err)
 		require.NotNil(t, c)
-		ns, err := DefaultRollbackNamespace("")
+		ns, err := DefaultNamespace("")
 		require.NoError(t, err)
 		require.Equal(t, "production", ns)
 	})
@@ -538,7 +538,7 @@ current-context: ci
 		}
 		_, err := NewKubeClient("")
 		require.ErrorContains(t, err, "in-cluster")
-		ns, err := DefaultRollbackNamespace("")
+		ns, err := DefaultNamespace("")
 		require.NoError(t, err)
 		require.Equal(t, "ci", ns)
 	})

@@ -1,4 +1,4 @@
-package gate
+package rollback
 
 // The human-readable summary of what a rollback changes in a Deployment.
 
@@ -16,29 +16,29 @@ import (
 )
 
 const (
-	// rollbackDiffValueMax caps a rendered value; longer ones end in "…".
-	rollbackDiffValueMax = 120
-	rollbackUnset        = "(unset)"
-	rollbackRedacted     = "(value hidden)"
+	// diffValueMax caps a rendered value; longer ones end in "…".
+	diffValueMax = 120
+	unset        = "(unset)"
+	redacted     = "(value hidden)"
 )
 
-// rollbackSecretWords mark environment variables whose literal values the
+// secretWords mark environment variables whose literal values the
 // diff does not print: the diff goes to CI logs and job summaries.
-var rollbackSecretWords = []string{"PASSWORD", "PASSWD", "SECRET", "TOKEN", "KEY", "CREDENTIAL", "AUTH", "PRIVATE", "DSN"}
+var secretWords = []string{"PASSWORD", "PASSWD", "SECRET", "TOKEN", "KEY", "CREDENTIAL", "AUTH", "PRIVATE", "DSN"}
 
-// rollbackDiff summarises the change from the current pod template and
+// templateDiff summarises the change from the current pod template and
 // Deployment annotations to the restored ones, one line per item, in a
 // stable order: init containers, containers, other pod spec fields, pod
 // labels and annotations, other pod metadata, Deployment annotations.
-func rollbackDiff(cur, next *corev1.PodTemplateSpec, curAnnotations, nextAnnotations map[string]string) string {
+func templateDiff(cur, next *corev1.PodTemplateSpec, curAnnotations, nextAnnotations map[string]string) string {
 	var lines []string
-	lines = append(lines, rollbackContainersDiff("init container", cur.Spec.InitContainers, next.Spec.InitContainers)...)
-	lines = append(lines, rollbackContainersDiff("container", cur.Spec.Containers, next.Spec.Containers)...)
-	lines = append(lines, rollbackFieldsDiff("pod spec", cur.Spec, next.Spec, "containers", "initContainers")...)
-	lines = append(lines, rollbackMapDiff("pod label", rollbackWithoutHash(cur.Labels), rollbackWithoutHash(next.Labels))...)
-	lines = append(lines, rollbackMapDiff("pod annotation", cur.Annotations, next.Annotations)...)
-	lines = append(lines, rollbackFieldsDiff("pod metadata", cur.ObjectMeta, next.ObjectMeta, "labels", "annotations")...)
-	lines = append(lines, rollbackMapDiff("deployment annotation", curAnnotations, nextAnnotations)...)
+	lines = append(lines, containersDiff("init container", cur.Spec.InitContainers, next.Spec.InitContainers)...)
+	lines = append(lines, containersDiff("container", cur.Spec.Containers, next.Spec.Containers)...)
+	lines = append(lines, fieldsDiff("pod spec", cur.Spec, next.Spec, "containers", "initContainers")...)
+	lines = append(lines, mapDiff("pod label", withoutHash(cur.Labels), withoutHash(next.Labels))...)
+	lines = append(lines, mapDiff("pod annotation", cur.Annotations, next.Annotations)...)
+	lines = append(lines, fieldsDiff("pod metadata", cur.ObjectMeta, next.ObjectMeta, "labels", "annotations")...)
+	lines = append(lines, mapDiff("deployment annotation", curAnnotations, nextAnnotations)...)
 	if len(lines) == 0 {
 		// Semantically different but nothing we render differs (e.g. a
 		// field whose JSON form is the same): say so rather than nothing.
@@ -47,8 +47,8 @@ func rollbackDiff(cur, next *corev1.PodTemplateSpec, curAnnotations, nextAnnotat
 	return strings.Join(lines, "\n")
 }
 
-// rollbackContainersDiff pairs containers by name.
-func rollbackContainersDiff(what string, cur, next []corev1.Container) []string {
+// containersDiff pairs containers by name.
+func containersDiff(what string, cur, next []corev1.Container) []string {
 	var lines []string
 	curByName := make(map[string]*corev1.Container, len(cur))
 	for i := range cur {
@@ -67,8 +67,8 @@ func rollbackContainersDiff(what string, cur, next []corev1.Container) []string 
 		if c.Image != n.Image {
 			lines = append(lines, prefix+"image "+c.Image+" -> "+n.Image)
 		}
-		lines = append(lines, rollbackEnvDiff(prefix, c.Env, n.Env)...)
-		lines = append(lines, rollbackFieldsDiff(what+" "+n.Name, *c, *n, "name", "image", "env")...)
+		lines = append(lines, envDiff(prefix, c.Env, n.Env)...)
+		lines = append(lines, fieldsDiff(what+" "+n.Name, *c, *n, "name", "image", "env")...)
 	}
 	for i := range cur {
 		if !nextNames[cur[i].Name] {
@@ -86,19 +86,19 @@ func rollbackContainersDiff(what string, cur, next []corev1.Container) []string 
 	return lines
 }
 
-// rollbackEnvDiff compares environment variables by name (the last
+// envDiff compares environment variables by name (the last
 // definition of a name wins, as in the container runtime).
-func rollbackEnvDiff(prefix string, cur, next []corev1.EnvVar) []string {
-	curVals, nextVals := rollbackEnvValues(cur), rollbackEnvValues(next)
+func envDiff(prefix string, cur, next []corev1.EnvVar) []string {
+	curVals, nextVals := envValues(cur), envValues(next)
 	var lines []string
-	for _, name := range rollbackSortedKeys(curVals, nextVals) {
+	for _, name := range sortedKeys(curVals, nextVals) {
 		a, inCur := curVals[name]
 		b, inNext := nextVals[name]
 		switch {
 		case !inCur:
-			lines = append(lines, prefix+"env "+name+": "+rollbackUnset+" -> "+b.shown)
+			lines = append(lines, prefix+"env "+name+": "+unset+" -> "+b.shown)
 		case !inNext:
-			lines = append(lines, prefix+"env "+name+": "+a.shown+" -> "+rollbackUnset)
+			lines = append(lines, prefix+"env "+name+": "+a.shown+" -> "+unset)
 		case a.value == b.value:
 		case a.shown == b.shown: // hidden, or equal after truncation
 			lines = append(lines, prefix+"env "+name+": value changed "+a.shown)
@@ -112,33 +112,33 @@ func rollbackEnvDiff(prefix string, cur, next []corev1.EnvVar) []string {
 	return lines
 }
 
-// rollbackEnvValue is an environment variable's value for comparison and
+// envValue is an environment variable's value for comparison and
 // as printed: literal values of variables named like secrets are hidden.
-type rollbackEnvValue struct{ value, shown string }
+type envValue struct{ value, shown string }
 
-func rollbackEnvValues(env []corev1.EnvVar) map[string]rollbackEnvValue {
-	out := make(map[string]rollbackEnvValue, len(env))
+func envValues(env []corev1.EnvVar) map[string]envValue {
+	out := make(map[string]envValue, len(env))
 	for _, e := range env {
-		var v rollbackEnvValue
+		var v envValue
 		switch {
 		case e.ValueFrom != nil:
-			v.value = "from " + rollbackRender(e.ValueFrom)
+			v.value = "from " + render(e.ValueFrom)
 			v.shown = v.value
-		case rollbackIsSecretName(e.Name):
+		case isSecretName(e.Name):
 			v.value = "=" + e.Value
-			v.shown = rollbackRedacted
+			v.shown = redacted
 		default:
 			v.value = "=" + e.Value
-			v.shown = rollbackTruncate(strconv.Quote(e.Value))
+			v.shown = truncate(strconv.Quote(e.Value))
 		}
 		out[e.Name] = v
 	}
 	return out
 }
 
-func rollbackIsSecretName(name string) bool {
+func isSecretName(name string) bool {
 	upper := strings.ToUpper(name)
-	for _, w := range rollbackSecretWords {
+	for _, w := range secretWords {
 		if strings.Contains(upper, w) {
 			return true
 		}
@@ -146,36 +146,36 @@ func rollbackIsSecretName(name string) bool {
 	return false
 }
 
-// rollbackFieldsDiff compares the top-level JSON fields of two values of
+// fieldsDiff compares the top-level JSON fields of two values of
 // the same type, skipping the given ones, and prints each differing field.
-func rollbackFieldsDiff(what string, cur, next any, skip ...string) []string {
-	a, b := rollbackFields(cur), rollbackFields(next)
+func fieldsDiff(what string, cur, next any, skip ...string) []string {
+	a, b := jsonFields(cur), jsonFields(next)
 	for _, k := range skip {
 		delete(a, k)
 		delete(b, k)
 	}
 	var lines []string
-	for _, k := range rollbackSortedKeys(a, b) {
+	for _, k := range sortedKeys(a, b) {
 		av, inA := a[k]
 		bv, inB := b[k]
 		if inA && inB && string(av) == string(bv) {
 			continue
 		}
-		from, to := rollbackUnset, rollbackUnset
+		from, to := unset, unset
 		if inA {
-			from = rollbackTruncate(string(av))
+			from = truncate(string(av))
 		}
 		if inB {
-			to = rollbackTruncate(string(bv))
+			to = truncate(string(bv))
 		}
 		lines = append(lines, what+": "+k+": "+from+" -> "+to)
 	}
 	return lines
 }
 
-// rollbackFields returns v's JSON object members (omitempty drops unset
+// jsonFields returns v's JSON object members (omitempty drops unset
 // fields, so "unset" and "empty" compare equal, as in the API).
-func rollbackFields(v any) map[string]json.RawMessage {
+func jsonFields(v any) map[string]json.RawMessage {
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return map[string]json.RawMessage{"(unrenderable)": json.RawMessage(strconv.Quote(err.Error()))}
@@ -187,28 +187,28 @@ func rollbackFields(v any) map[string]json.RawMessage {
 	return m
 }
 
-// rollbackMapDiff compares string maps (labels, annotations).
-func rollbackMapDiff(what string, cur, next map[string]string) []string {
+// mapDiff compares string maps (labels, annotations).
+func mapDiff(what string, cur, next map[string]string) []string {
 	var lines []string
-	for _, k := range rollbackSortedKeys(cur, next) {
+	for _, k := range sortedKeys(cur, next) {
 		a, inA := cur[k]
 		b, inB := next[k]
 		if inA && inB && a == b {
 			continue
 		}
-		from, to := rollbackUnset, rollbackUnset
+		from, to := unset, unset
 		if inA {
-			from = rollbackTruncate(strconv.Quote(a))
+			from = truncate(strconv.Quote(a))
 		}
 		if inB {
-			to = rollbackTruncate(strconv.Quote(b))
+			to = truncate(strconv.Quote(b))
 		}
 		lines = append(lines, what+" "+k+": "+from+" -> "+to)
 	}
 	return lines
 }
 
-func rollbackWithoutHash(labels map[string]string) map[string]string {
+func withoutHash(labels map[string]string) map[string]string {
 	if _, ok := labels[appsv1.DefaultDeploymentUniqueLabelKey]; !ok {
 		return labels
 	}
@@ -217,7 +217,7 @@ func rollbackWithoutHash(labels map[string]string) map[string]string {
 	return out
 }
 
-func rollbackSortedKeys[V any](a, b map[string]V) []string {
+func sortedKeys[V any](a, b map[string]V) []string {
 	keys := slices.Collect(maps.Keys(a))
 	for k := range b {
 		if _, ok := a[k]; !ok {
@@ -228,20 +228,20 @@ func rollbackSortedKeys[V any](a, b map[string]V) []string {
 	return keys
 }
 
-// rollbackRender is v as compact JSON, truncated.
-func rollbackRender(v any) string {
+// render is v as compact JSON, truncated.
+func render(v any) string {
 	raw, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Sprintf("%v", v)
 	}
-	return rollbackTruncate(string(raw))
+	return truncate(string(raw))
 }
 
-func rollbackTruncate(s string) string {
-	if len(s) <= rollbackDiffValueMax {
+func truncate(s string) string {
+	if len(s) <= diffValueMax {
 		return s
 	}
-	cut := rollbackDiffValueMax
+	cut := diffValueMax
 	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}

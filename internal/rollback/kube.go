@@ -1,4 +1,4 @@
-package gate
+package rollback
 
 // Connecting to the Kubernetes API for --rollback: in-cluster service account
 // or a kubeconfig, as kubectl would.
@@ -16,13 +16,13 @@ import (
 )
 
 const (
-	// rollbackUserAgent identifies spanwatch in the API server's audit log.
-	rollbackUserAgent = "spanwatch-gate"
-	// rollbackRequestTimeout bounds each API request; the gate's context
+	// userAgent identifies spanwatch in the API server's audit log.
+	userAgent = "spanwatch-gate"
+	// requestTimeout bounds each API request; the gate's context
 	// bounds the whole rollback.
-	rollbackRequestTimeout = 30 * time.Second
-	// rollbackServiceAccountNamespace is where a pod finds its namespace.
-	rollbackServiceAccountNamespace = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+	requestTimeout = 30 * time.Second
+	// serviceAccountNamespace is where a pod finds its namespace.
+	serviceAccountNamespace = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 )
 
 // NewKubeClient returns a Kubernetes client for --rollback.
@@ -33,14 +33,14 @@ const (
 // rules (--kubeconfig, else the KUBECONFIG list, else ~/.kube/config) and
 // uses the current context. No request is made until the first call.
 func NewKubeClient(kubeconfig string) (kubernetes.Interface, error) {
-	cfg, err := rollbackRESTConfig(kubeconfig)
+	cfg, err := restConfig(kubeconfig)
 	if err != nil {
 		return nil, err
 	}
 	cfg = rest.CopyConfig(cfg)
-	cfg.UserAgent = rollbackUserAgent
+	cfg.UserAgent = userAgent
 	if cfg.Timeout == 0 {
-		cfg.Timeout = rollbackRequestTimeout
+		cfg.Timeout = requestTimeout
 	}
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
@@ -49,13 +49,13 @@ func NewKubeClient(kubeconfig string) (kubernetes.Interface, error) {
 	return client, nil
 }
 
-// rollbackUseInCluster is the condition for trying the in-cluster config.
-func rollbackUseInCluster(kubeconfig string) bool {
+// useInCluster is the condition for trying the in-cluster config.
+func useInCluster(kubeconfig string) bool {
 	return kubeconfig == "" && os.Getenv(clientcmd.RecommendedConfigPathEnvVar) == ""
 }
 
-func rollbackRESTConfig(kubeconfig string) (*rest.Config, error) {
-	if rollbackUseInCluster(kubeconfig) {
+func restConfig(kubeconfig string) (*rest.Config, error) {
+	if useInCluster(kubeconfig) {
 		cfg, err := rest.InClusterConfig()
 		if err == nil {
 			return cfg, nil
@@ -65,27 +65,27 @@ func rollbackRESTConfig(kubeconfig string) (*rest.Config, error) {
 		}
 		// Not in a pod: try ~/.kube/config like kubectl.
 	}
-	cfg, err := rollbackClientConfig(kubeconfig).ClientConfig()
+	cfg, err := clientConfig(kubeconfig).ClientConfig()
 	switch {
 	case err == nil:
 		return cfg, nil
 	case clientcmd.IsEmptyConfig(err):
 		return nil, fmt.Errorf("no Kubernetes config: not running in a pod (KUBERNETES_SERVICE_HOST unset) and no kubeconfig found at %s; pass --kubeconfig or set KUBECONFIG: %w",
-			rollbackKubeconfigPlaces(kubeconfig), err)
+			kubeconfigPlaces(kubeconfig), err)
 	default:
-		return nil, fmt.Errorf("loading kubeconfig from %s: %w", rollbackKubeconfigPlaces(kubeconfig), err)
+		return nil, fmt.Errorf("loading kubeconfig from %s: %w", kubeconfigPlaces(kubeconfig), err)
 	}
 }
 
-// rollbackClientConfig is kubectl's loading: an explicit file, else the
+// clientConfig is kubectl's loading: an explicit file, else the
 // KUBECONFIG list, else ~/.kube/config; the current context.
-func rollbackClientConfig(kubeconfig string) clientcmd.ClientConfig {
+func clientConfig(kubeconfig string) clientcmd.ClientConfig {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	rules.ExplicitPath = kubeconfig
 	return clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{})
 }
 
-func rollbackKubeconfigPlaces(kubeconfig string) string {
+func kubeconfigPlaces(kubeconfig string) string {
 	if kubeconfig != "" {
 		return kubeconfig
 	}
@@ -95,28 +95,28 @@ func rollbackKubeconfigPlaces(kubeconfig string) string {
 	return clientcmd.RecommendedHomeFile
 }
 
-// DefaultRollbackNamespace is the namespace kubectl would use without -n,
+// DefaultNamespace is the namespace kubectl would use without -n,
 // for callers whose --namespace flag is empty: in a pod (same condition as
 // NewKubeClient), POD_NAMESPACE or the service account's namespace; with a
 // kubeconfig, the current context's namespace; else "default".
-func DefaultRollbackNamespace(kubeconfig string) (string, error) {
-	if rollbackUseInCluster(kubeconfig) && os.Getenv("KUBERNETES_SERVICE_HOST") != "" {
+func DefaultNamespace(kubeconfig string) (string, error) {
+	if useInCluster(kubeconfig) && os.Getenv("KUBERNETES_SERVICE_HOST") != "" {
 		if ns := os.Getenv("POD_NAMESPACE"); ns != "" {
 			return ns, nil
 		}
-		if raw, err := os.ReadFile(rollbackServiceAccountNamespace); err == nil {
+		if raw, err := os.ReadFile(serviceAccountNamespace); err == nil {
 			if ns := strings.TrimSpace(string(raw)); ns != "" {
 				return ns, nil
 			}
 		}
 		return "default", nil
 	}
-	ns, _, err := rollbackClientConfig(kubeconfig).Namespace()
+	ns, _, err := clientConfig(kubeconfig).Namespace()
 	if err != nil {
 		if clientcmd.IsEmptyConfig(err) {
 			return "default", nil
 		}
-		return "", fmt.Errorf("reading the namespace from kubeconfig %s: %w", rollbackKubeconfigPlaces(kubeconfig), err)
+		return "", fmt.Errorf("reading the namespace from kubeconfig %s: %w", kubeconfigPlaces(kubeconfig), err)
 	}
 	if ns == "" {
 		ns = "default"
