@@ -72,7 +72,7 @@ type Thresholds struct {
 	// MinRequests holds the requests each arm needs before a check may pass:
 	// about ten expected requests beyond the quantile. MinRequests.P50 also
 	// applies to the error check. Defaults 30, 200, 1000.
-	MinRequests Quantiles `yaml:"min_requests" flag:"min-requests-{q}" range:"[1,inf)" help:"Requests per arm needed before the {Q} check can pass (the P50 minimum also holds for errors)."`
+	MinRequests Quantiles `yaml:"min_requests" flag:"min-requests-{q}" range:"[1,inf)" help:"Requests per arm needed before the {Q} check can pass (the P50 one also before the error check)."`
 	// SRMAlpha is the significance level of the sample-ratio-mismatch test.
 	// Default 0.001.
 	SRMAlpha float64 `yaml:"srm_alpha" flag:"srm-alpha" range:"(0,0.5)" help:"Significance of the sample-ratio-mismatch check (with candidate share)."`
