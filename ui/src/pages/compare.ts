@@ -7,7 +7,7 @@ import { current, rerender, showError } from "../main";
 import { escapeLabelValue, fmtMs, fmtNum, fmtPct, kindMatcher, Matcher, selector } from "../promql";
 import { href, params, setParams, timeRange } from "../state";
 import { noTraffic } from "./empty";
-import { versionSort } from "./services";
+import { versionSort } from "./shared";
 import { CompareData, verdictBadge, verdictTable } from "./verdict";
 
 const MODES: [string, string][] = [

@@ -7,7 +7,7 @@ import { current, rerender, showError } from "../main";
 import { decumulate, errorRatioQuery, fmtMs, fmtNum, fmtPct, kindMatcher, Matcher, msBound, Naming, promDuration, quantileQuery, rateWindow, sampleValue, selector, stepFor, sumRate, unitNote } from "../promql";
 import { href, params, setParams, timeRange } from "../state";
 import { noTraffic } from "./empty";
-import { KIND_CHOICES, keyOf, quantileBy, versionSort } from "./services";
+import { KIND_CHOICES, keyOf, quantileBy, versionSort } from "./shared";
 
 const KIND_LABEL: Record<string, string> = {
   SPAN_KIND_SERVER: "server",

@@ -4,20 +4,11 @@ import { APIError, byLabel, compare, labelValues, naming, query, queryRange, val
 import { sparkline } from "../charts";
 import { clear, h, navLink } from "../dom";
 import { current, rerender, showError } from "../main";
-import { errorRatioQuery, fmtMs, fmtNum, fmtPct, kindMatcher, Matcher, Naming, promDuration, quantileQuery, selector, stepFor, sumRate, unitNote } from "../promql";
+import { errorRatioQuery, fmtMs, fmtNum, fmtPct, kindMatcher, promDuration, selector, stepFor, sumRate, unitNote } from "../promql";
 import { href, params, setParams, timeRange } from "../state";
 import { noTraffic } from "./empty";
+import { KIND_CHOICES, quantileBy, versionSort } from "./shared";
 import { CompareData, verdictBadge } from "./verdict";
-
-export const KIND_CHOICES: [string, string][] = [
-  ["entry", "server + consumer"],
-  ["server", "server"],
-  ["consumer", "consumer"],
-  ["client", "client"],
-  ["producer", "producer"],
-  ["internal", "internal"],
-  ["all", "all kinds"],
-];
 
 interface Row {
   name: string;
@@ -27,28 +18,6 @@ interface Row {
   spark: (number | null)[];
   versions: string[];
   impact: number;
-}
-
-/** Natural order for versions: v1.10 after v1.9. */
-export function versionSort(a: string, b: string): number {
-  return a.localeCompare(b, undefined, { numeric: true, sensitivity: "base" });
-}
-
-/** Key of a sample by some of its labels. */
-export function keyOf(metric: Record<string, string>, by: string[]): string {
-  return by.map((l) => metric[l] ?? "").join("\u0000");
-}
-
-/** A quantile per group: native histogram where it has data, classic buckets otherwise. */
-export async function quantileBy(n: Naming, q: number, m: Matcher[], win: string, by: string[], time: number): Promise<Map<string, number>> {
-  const classic = n.classic ? query(quantileQuery(n, q, m, win, by, true), time, `P${q * 100} (classic buckets)`) : Promise.resolve([]);
-  const native = n.native ? query(quantileQuery(n, q, m, win, by), time, `P${q * 100} (native histograms)`) : Promise.resolve([]);
-  const out = new Map<string, number>();
-  for (const s of [...(await classic), ...(await native)]) {
-    const v = val(s);
-    if (Number.isFinite(v)) out.set(keyOf(s.metric, by), v);
-  }
-  return out;
 }
 
 export async function renderServices(main: HTMLElement, gen: number) {
