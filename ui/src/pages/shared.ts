@@ -1,7 +1,7 @@
 // Helpers more than one page uses: span-kind choices, version order, series
 // keys and quantiles per group.
 
-import { query, val } from "../api";
+import { query, RequestContext, val } from "../api";
 import { Matcher, Naming, quantileQuery } from "../promql";
 
 /** The span-kind filter's choices, [value, label]; "entry" is the default. */
@@ -26,11 +26,11 @@ export function keyOf(metric: Record<string, string>, by: string[]): string {
 }
 
 /** A quantile per group: native histogram where it has data, classic buckets otherwise. */
-export async function quantileBy(n: Naming, q: number, m: Matcher[], win: string, by: string[], time: number): Promise<Map<string, number>> {
-  const classic = n.classic ? query(quantileQuery(n, q, m, win, by, true), time, `P${q * 100} (classic buckets)`) : Promise.resolve([]);
-  const native = n.native ? query(quantileQuery(n, q, m, win, by), time, `P${q * 100} (native histograms)`) : Promise.resolve([]);
+export async function quantileBy(ctx: RequestContext, n: Naming, q: number, m: Matcher[], win: string, by: string[], time: number): Promise<Map<string, number>> {
+  const classic = n.classic ? query(ctx, quantileQuery(n, q, m, win, by, true), time, `P${q * 100} (classic buckets)`) : Promise.resolve([]);
+  const native = n.native ? query(ctx, quantileQuery(n, q, m, win, by), time, `P${q * 100} (native histograms)`) : Promise.resolve([]);
   const out = new Map<string, number>();
-  for (const s of [...(await classic), ...(await native)]) {
+  for (const s of (await Promise.all([classic, native])).flat()) {
     const v = val(s);
     if (Number.isFinite(v)) out.set(keyOf(s.metric, by), v);
   }
