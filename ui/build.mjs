@@ -21,7 +21,7 @@ for (const [from, to] of [
 
 const options = {
   absWorkingDir: here,
-  entryPoints: { app: "src/main.ts" }, // main.ts imports app.css → app.css
+  entryPoints: { app: "src/index.ts" }, // index.ts imports app.css → app.css
   bundle: true,
   format: "esm",
   target: ["es2022", "chrome110", "firefox110", "safari16"],

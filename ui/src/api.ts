@@ -22,18 +22,31 @@ interface Envelope<T> {
   warnings?: string[];
 }
 
-/** Listeners for warnings the API returns alongside data. */
-export const warningListeners: ((w: string, what: string) => void)[] = [];
+/**
+ * What a request is made for: a signal that cancels it, and where the
+ * warnings the API returns alongside data go. A page's context is one.
+ */
+export interface RequestContext {
+  /** Aborts the request; the call then rejects with the signal's reason (an AbortError). */
+  readonly signal?: AbortSignal;
+  /** Receives each warning of the answer (a PromQL annotation) and what the request was for. */
+  onWarning?(warning: string, what: string): void;
+}
 
-async function call<T>(path: string, params: URLSearchParams | null, what: string, init?: RequestInit): Promise<T> {
+async function call<T>(ctx: RequestContext, path: string, params: URLSearchParams | null, what: string, init?: RequestInit): Promise<T> {
+  const { signal } = ctx;
+  signal?.throwIfAborted();
   let resp: Response;
   const url = params ? `${path}?${params}` : path;
   try {
-    resp = await fetch(url, { headers: { Accept: "application/json" }, ...init });
+    resp = await fetch(url, { headers: { Accept: "application/json" }, ...init, signal });
   } catch (e) {
+    if (signal?.aborted) throw signal.reason;
     throw new APIError(`cannot reach spanwatch (${(e as Error).message})`, 0, "network", what);
   }
   const text = await resp.text();
+  // An answer that arrives after the abort is dropped, errors and warnings too.
+  signal?.throwIfAborted();
   let env: Envelope<T>;
   try {
     env = JSON.parse(text) as Envelope<T>;
@@ -44,7 +57,7 @@ async function call<T>(path: string, params: URLSearchParams | null, what: strin
   if (env.status !== "success") {
     throw new APIError(env.error ?? `HTTP ${resp.status}`, resp.status, env.errorType ?? "unknown", what);
   }
-  for (const w of env.warnings ?? []) warningListeners.forEach((l) => l(w, what));
+  for (const w of env.warnings ?? []) ctx.onWarning?.(w, what);
   return env.data as T;
 }
 
@@ -61,9 +74,9 @@ export interface MatrixSeries {
 }
 
 /** An instant query at `time` (unix seconds). */
-export async function query(q: string, time: number, what = q): Promise<VectorSample[]> {
+export async function query(ctx: RequestContext, q: string, time: number, what = q): Promise<VectorSample[]> {
   const p = new URLSearchParams({ query: q, time: String(time) });
-  const d = await call<{ resultType: string; result: VectorSample[] }>("/api/v1/query", null, what, {
+  const d = await call<{ resultType: string; result: VectorSample[] }>(ctx, "/api/v1/query", null, what, {
     method: "POST",
     headers: { Accept: "application/json", "Content-Type": "application/x-www-form-urlencoded" },
     body: p,
@@ -72,9 +85,9 @@ export async function query(q: string, time: number, what = q): Promise<VectorSa
 }
 
 /** A range query. */
-export async function queryRange(q: string, start: number, end: number, step: number, what = q): Promise<MatrixSeries[]> {
+export async function queryRange(ctx: RequestContext, q: string, start: number, end: number, step: number, what = q): Promise<MatrixSeries[]> {
   const p = new URLSearchParams({ query: q, start: String(start), end: String(end), step: String(step) });
-  const d = await call<{ resultType: string; result: MatrixSeries[] }>("/api/v1/query_range", null, what, {
+  const d = await call<{ resultType: string; result: MatrixSeries[] }>(ctx, "/api/v1/query_range", null, what, {
     method: "POST",
     headers: { Accept: "application/json", "Content-Type": "application/x-www-form-urlencoded" },
     body: p,
@@ -83,17 +96,17 @@ export async function queryRange(q: string, start: number, end: number, step: nu
 }
 
 /** Values of a label, optionally restricted by series selectors and a time range. */
-export async function labelValues(name: string, match: string[], start?: number, end?: number, what?: string): Promise<string[]> {
+export async function labelValues(ctx: RequestContext, name: string, match: string[], start?: number, end?: number, what?: string): Promise<string[]> {
   const p = new URLSearchParams();
   for (const m of match) p.append("match[]", m);
   if (start !== undefined) p.set("start", String(start));
   if (end !== undefined) p.set("end", String(end));
-  return call<string[]>(`/api/v1/label/${encodeURIComponent(name)}/values`, p, what ?? `values of ${name}`);
+  return call<string[]>(ctx, `/api/v1/label/${encodeURIComponent(name)}/values`, p, what ?? `values of ${name}`);
 }
 
 /** POST /api/v1/compare. */
-export async function compare<T>(body: unknown): Promise<T> {
-  return call<T>("/api/v1/compare", null, "compare", {
+export async function compare<T>(ctx: RequestContext, body: unknown): Promise<T> {
+  return call<T>(ctx, "/api/v1/compare", null, "compare", {
     method: "POST",
     headers: { Accept: "application/json", "Content-Type": "application/json" },
     body: JSON.stringify(body),
@@ -107,11 +120,12 @@ let namingPromise: Promise<Naming | null> | null = null;
  * for the page's lifetime; "no span metrics" (null) and errors are not, so
  * the next page render (refresh, navigation) asks again and the page shows
  * the data as soon as the first flush has written it. Calls while a request
- * is in flight share it.
+ * is in flight share it, so one caller's abort does not cancel it: that
+ * caller's promise rejects, the others still get the detection.
  */
-export function naming(): Promise<Naming | null> {
+export function naming(ctx: RequestContext = {}): Promise<Naming | null> {
   if (!namingPromise) {
-    const p = labelValues("__name__", [], undefined, undefined, "metric names").then(detectNaming);
+    const p = labelValues({ onWarning: ctx.onWarning }, "__name__", [], undefined, undefined, "metric names").then(detectNaming);
     namingPromise = p;
     const forget = () => {
       if (namingPromise === p) namingPromise = null;
@@ -120,7 +134,18 @@ export function naming(): Promise<Naming | null> {
       if (!n) forget();
     }, forget);
   }
-  return namingPromise;
+  return abortable(namingPromise, ctx.signal);
+}
+
+/** p, unless signal aborts first: then a rejection with the signal's reason. */
+function abortable<T>(p: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return p;
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
 }
 
 /** The scalar value of a vector sample (NaN when absent). */

@@ -1,4 +1,4 @@
-// Unit tests of the API client with a fake fetch: `npm test` (bundles src/api.ts first).
+// Unit tests of the API client with a fake fetch: `npm test` (bundles src/ first).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as api from "../.test-build/api.mjs";

@@ -1,4 +1,4 @@
-// Unit tests of the pure PromQL helpers: `npm test` (bundles src/promql.ts first).
+// Unit tests of the pure PromQL helpers: `npm test` (bundles src/ first).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as p from "../.test-build/promql.mjs";

@@ -3,11 +3,11 @@
 import { compare, labelValues, naming } from "../api";
 import { Chart, Dist, distributionChart, Marker } from "../charts";
 import { clear, h, navLink } from "../dom";
-import { current, rerender, showError } from "../main";
 import { escapeLabelValue, fmtMs, fmtNum, fmtPct, kindMatcher, Matcher, selector } from "../promql";
+import type { PageContext } from "../router";
 import { href, params, setParams, timeRange } from "../state";
 import { noTraffic } from "./empty";
-import { versionSort } from "./services";
+import { versionSort } from "./shared";
 import { CompareData, verdictBadge, verdictTable } from "./verdict";
 
 const MODES: [string, string][] = [
@@ -41,20 +41,18 @@ function select(label: string, name: string, options: [string, string][], value:
   return [h("label", { for: "f-" + name }, label), sel];
 }
 
-export async function renderCompare(main: HTMLElement, gen: number) {
+export async function renderCompare(main: HTMLElement, ctx: PageContext) {
   const p = params();
   const tr = timeRange(p);
   document.title = "Compare · spanwatch";
   const charts: Chart[] = [];
   const cleanup = () => charts.forEach((c) => c.destroy());
-  const n = await naming();
-  if (!current(gen)) return cleanup;
+  const n = await naming(ctx);
   if (!n) {
     clear(main, h("h1", {}, "Compare"), noTraffic());
     return cleanup;
   }
-  const services = await labelValues("service_name", [n.calls], tr.start, tr.end, "service names");
-  if (!current(gen)) return cleanup;
+  const services = await labelValues(ctx, "service_name", [n.calls], tr.start, tr.end, "service names");
   if (!services.length) {
     clear(main, h("h1", {}, "Compare"), noTraffic(`No services in ${tr.custom ? "the chosen range" : "the last " + tr.label}`));
     return cleanup;
@@ -62,12 +60,11 @@ export async function renderCompare(main: HTMLElement, gen: number) {
   const service = p.get("service") ?? "";
   const mode = p.get("mode") ?? "versions";
   const versions = service
-    ? (await labelValues("service_version", [selector(n.calls, [["service_name", "=", service]])], tr.start, tr.end, "versions")).sort(versionSort)
+    ? (await labelValues(ctx, "service_version", [selector(n.calls, [["service_name", "=", service]])], tr.start, tr.end, "versions")).sort(versionSort)
     : [];
   const kind = p.get("kind") ?? "server";
   const opMatchers: Matcher[] = [["service_name", "=", service], ...(kind === "any" ? [] : kindMatcher(kind))];
-  const operations = service ? await labelValues(n.op, [selector(n.calls, opMatchers)], tr.start, tr.end, "operations") : [];
-  if (!current(gen)) return cleanup;
+  const operations = service ? await labelValues(ctx, n.op, [selector(n.calls, opMatchers)], tr.start, tr.end, "operations") : [];
 
   const [svcLabel, svcSel] = select("Service", "service", [["", "— pick a service —"], ...services.map((s) => [s, s] as [string, string])], service, { required: true });
   const [modeLabel, modeSel] = select("Compare", "mode", MODES, mode);
@@ -118,11 +115,11 @@ export async function renderCompare(main: HTMLElement, gen: number) {
   showMode();
   svcSel.addEventListener("change", () => {
     setParams({ service: svcSel.value, base: null, cand: null, op: null }, true);
-    rerender();
+    ctx.rerender();
   });
   kindSel.addEventListener("change", () => {
     setParams({ kind: kindSel.value === "server" ? null : kindSel.value, op: null }, true);
-    rerender();
+    ctx.rerender();
   });
   const out = h("section", { class: "compare-out", "aria-live": "polite" });
   clear(
@@ -173,14 +170,12 @@ export async function renderCompare(main: HTMLElement, gen: number) {
     clear(out, h("p", { class: "muted" }, "Comparing…"));
     let d: CompareData;
     try {
-      d = await compare<CompareData>(body);
+      d = await compare<CompareData>(ctx, body);
     } catch (e) {
-      if (!current(gen)) return;
       clear(out, h("p", { class: "bad" }, "The comparison failed; see the error above."));
-      showError(e);
+      ctx.showError(e);
       return;
     }
-    if (!current(gen)) return;
     const rep = d.report;
     const service = (rep.results ?? []).find((r) => r.name === "(service)");
     const f = new Map((service?.findings ?? []).map((x) => [x.check, x]));

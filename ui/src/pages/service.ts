@@ -1,13 +1,13 @@
 // Service page: operations table, RED charts, latency heatmap, the same split by version.
 
-import { MatrixSeries, naming, query, queryRange, val } from "../api";
+import { MatrixSeries, naming, query, queryRange, RequestContext, val } from "../api";
 import { Chart, heatmap, Line, Marker, timeChart } from "../charts";
 import { clear, h, navLink } from "../dom";
-import { current, rerender, showError } from "../main";
 import { decumulate, errorRatioQuery, fmtMs, fmtNum, fmtPct, kindMatcher, Matcher, msBound, Naming, promDuration, quantileQuery, rateWindow, sampleValue, selector, stepFor, sumRate, unitNote } from "../promql";
+import type { PageContext } from "../router";
 import { href, params, setParams, timeRange } from "../state";
 import { noTraffic } from "./empty";
-import { KIND_CHOICES, keyOf, quantileBy, versionSort } from "./services";
+import { KIND_CHOICES, keyOf, quantileBy, versionSort } from "./shared";
 
 const KIND_LABEL: Record<string, string> = {
   SPAN_KIND_SERVER: "server",
@@ -28,14 +28,14 @@ function align(xs: number[], s: MatrixSeries | undefined): (number | null)[] {
 }
 
 /** A range quantile query: native histograms first, classic buckets when those have no data. */
-async function quantileRange(n: Naming, q: number, m: Matcher[], win: string, by: string[], start: number, end: number, step: number): Promise<MatrixSeries[]> {
+async function quantileRange(ctx: RequestContext, n: Naming, q: number, m: Matcher[], win: string, by: string[], start: number, end: number, step: number): Promise<MatrixSeries[]> {
   const what = pName(q) + overTime(by);
   if (n.native) {
-    const r = await queryRange(quantileQuery(n, q, m, win, by), start, end, step, `${what} (native histograms)`);
+    const r = await queryRange(ctx, quantileQuery(n, q, m, win, by), start, end, step, `${what} (native histograms)`);
     if (r.some((s) => (s.values ?? []).some(([, v]) => Number.isFinite(sampleValue(v))))) return r;
   }
   if (!n.classic) return [];
-  return queryRange(quantileQuery(n, q, m, win, by, true), start, end, step, `${what} (classic buckets)`);
+  return queryRange(ctx, quantileQuery(n, q, m, win, by, true), start, end, step, `${what} (classic buckets)`);
 }
 
 /** "P95" for 0.95. */
@@ -64,12 +64,12 @@ interface Red {
 }
 
 /** Queries the RED series; `rate` may be passed in when it is already being fetched. */
-async function redRange(n: Naming, m: Matcher[], win: string, by: string[], start: number, end: number, step: number, rate?: Promise<MatrixSeries[]>): Promise<Red> {
+async function redRange(ctx: RequestContext, n: Naming, m: Matcher[], win: string, by: string[], start: number, end: number, step: number, rate?: Promise<MatrixSeries[]>): Promise<Red> {
   const sfx = overTime(by);
   const [r, errors, ...qs] = await Promise.all([
-    rate ?? queryRange(sumRate(selector(n.calls, m), win, by), start, end, step, "request rate" + sfx),
-    queryRange(errorRatioQuery(n, m, win, by), start, end, step, "error rate" + sfx),
-    ...QUANTILES.map((q) => quantileRange(n, q, m, win, by, start, end, step)),
+    rate ?? queryRange(ctx, sumRate(selector(n.calls, m), win, by), start, end, step, "request rate" + sfx),
+    queryRange(ctx, errorRatioQuery(n, m, win, by), start, end, step, "error rate" + sfx),
+    ...QUANTILES.map((q) => quantileRange(ctx, n, q, m, win, by, start, end, step)),
   ]);
   return { rate: r, errors, quantiles: QUANTILES.map((q, i) => [q, qs[i]]) };
 }
@@ -113,7 +113,7 @@ function firstTraffic(xs: number[], rates: Line[]): { first: FirstTraffic[]; mar
   return { first, markers };
 }
 
-export async function renderService(main: HTMLElement, service: string, gen: number) {
+export async function renderService(main: HTMLElement, ctx: PageContext, service: string) {
   const p = params();
   const tr = timeRange(p);
   const kind = p.get("kind") ?? "entry";
@@ -122,8 +122,7 @@ export async function renderService(main: HTMLElement, service: string, gen: num
   const charts: Chart[] = [];
   const cleanup = () => charts.forEach((c) => c.destroy());
 
-  const n = await naming();
-  if (!current(gen)) return cleanup;
+  const n = await naming(ctx);
   const head = h(
     "div",
     { class: "page-head" },
@@ -143,7 +142,7 @@ export async function renderService(main: HTMLElement, service: string, gen: num
   const kindSel = h("select", { "aria-label": "Span kind" }, ...KIND_CHOICES.map(([v, l]) => h("option", { value: v, selected: v === kind }, l)));
   kindSel.addEventListener("change", () => {
     setParams({ kind: kindSel.value === "entry" ? null : kindSel.value, op: null }, true);
-    rerender();
+    ctx.rerender();
   });
   head.querySelector(".controls")!.prepend(h("label", {}, "Span kind ", kindSel));
   const opsBox = h("div", { class: "table-wrap" }, h("p", { class: "muted" }, "Loading operations…"));
@@ -175,8 +174,9 @@ export async function renderService(main: HTMLElement, service: string, gen: num
 
   const xs: number[] = [];
   for (let t = tr.start; t <= tr.end; t += step) xs.push(t);
+  // A chart made for a page that was left is freed at once.
   const add = (box: HTMLElement, c: Chart) => {
-    if (!current(gen)) {
+    if (ctx.signal.aborted) {
       c.destroy();
       return;
     }
@@ -188,13 +188,12 @@ export async function renderService(main: HTMLElement, service: string, gen: num
   const opsTask = (async () => {
     const by = [n.op, "span_kind"];
     const [rate, errs, p50, p95, p99] = await Promise.all([
-      query(sumRate(selector(n.calls, base), whole, by), tr.end, "operations: request rate"),
-      query(errorRatioQuery(n, base, whole, by), tr.end, "operations: error rate"),
-      quantileBy(n, 0.5, base, whole, by, tr.end),
-      quantileBy(n, 0.95, base, whole, by, tr.end),
-      quantileBy(n, 0.99, base, whole, by, tr.end),
+      query(ctx, sumRate(selector(n.calls, base), whole, by), tr.end, "operations: request rate"),
+      query(ctx, errorRatioQuery(n, base, whole, by), tr.end, "operations: error rate"),
+      quantileBy(ctx, n, 0.5, base, whole, by, tr.end),
+      quantileBy(ctx, n, 0.95, base, whole, by, tr.end),
+      quantileBy(ctx, n, 0.99, base, whole, by, tr.end),
     ]);
-    if (!current(gen)) return;
     const errBy = new Map(errs.map((s) => [keyOf(s.metric, by), val(s)]));
     const rows = rate.map((s) => {
       const k = keyOf(s.metric, by);
@@ -241,7 +240,7 @@ export async function renderService(main: HTMLElement, service: string, gen: num
 
   // Versions: their request rate also places the first-traffic markers on the main charts.
   const verBy = ["service_version"];
-  const verRate = queryRange(sumRate(selector(n.calls, m), win, verBy), tr.start, tr.end, step, "request rate by service_version");
+  const verRate = queryRange(ctx, sumRate(selector(n.calls, m), win, verBy), tr.start, tr.end, step, "request rate by service_version");
   const verLines = verRate.then((rate) => {
     const versions = [...new Set(rate.map((s) => s.metric.service_version ?? ""))].sort(versionSort);
     const lines = (ms: MatrixSeries[]) => {
@@ -255,10 +254,9 @@ export async function renderService(main: HTMLElement, service: string, gen: num
   // RED charts.
   const redTask = (async () => {
     const [red, markers] = await Promise.all([
-      redRange(n, m, win, [], tr.start, tr.end, step),
+      redRange(ctx, n, m, win, [], tr.start, tr.end, step),
       verLines.then((v) => v.markers).catch(() => [] as Marker[]), // the by-version part reports the error
     ]);
-    if (!current(gen)) return;
     for (const c of redCharts(xs, red, markers)) add(redBox, c);
   })();
 
@@ -271,8 +269,7 @@ export async function renderService(main: HTMLElement, service: string, gen: num
     const hstep = Math.max(stepFor(tr.seconds, 120), 60);
     const hx: number[] = [];
     for (let t = tr.start; t <= tr.end; t += hstep) hx.push(t);
-    const r = await queryRange(`sum by (le) (increase(${selector(n.duration + "_bucket", m)}[${promDuration(hstep)}]))`, tr.start, tr.end, hstep, "latency buckets over time");
-    if (!current(gen)) return;
+    const r = await queryRange(ctx, `sum by (le) (increase(${selector(n.duration + "_bucket", m)}[${promDuration(hstep)}]))`, tr.start, tr.end, hstep, "latency buckets over time");
     const les = r.map((s) => ({ le: msBound(n, s.metric.le), vals: align(hx, s) })).filter((s) => !Number.isNaN(s.le));
     les.sort((a, b) => a.le - b.le);
     const bounds = les.map((s) => s.le);
@@ -292,19 +289,18 @@ export async function renderService(main: HTMLElement, service: string, gen: num
   // By version.
   const verTask = (async () => {
     // The split queries run alongside the request rate; their results go unused when there are no versions.
-    const red = redRange(n, m, win, verBy, tr.start, tr.end, step, verRate);
+    const red = redRange(ctx, n, m, win, verBy, tr.start, tr.end, step, verRate);
     red.catch(() => {});
     const v = await verLines;
     if (v.idle) {
-      if (current(gen)) clear(verBox, h("p", { class: "muted" }, "No traffic in this range."));
+      clear(verBox, h("p", { class: "muted" }, "No traffic in this range."));
       return;
     }
     if (!v.labelled) {
-      if (current(gen)) clear(verBox, h("p", { class: "muted" }, "No ", h("code", {}, "service_version"), " label on these series: set ", h("code", {}, "service.version"), " in the SDK's resource (OTEL_RESOURCE_ATTRIBUTES=service.version=…) to tell versions apart."));
+      clear(verBox, h("p", { class: "muted" }, "No ", h("code", {}, "service_version"), " label on these series: set ", h("code", {}, "service.version"), " in the SDK's resource (OTEL_RESOURCE_ATTRIBUTES=service.version=…) to tell versions apart."));
       return;
     }
     const r = await red;
-    if (!current(gen)) return;
     for (const c of redCharts(xs, r, v.markers, { title: "by version", lines: v.lines })) add(verBox, c);
     const when = (f: FirstTraffic) =>
       f.index < 0 ? "no traffic in this range" : f.index === 0 ? "serving when the range starts" : "▶ first traffic at " + new Date(xs[f.index] * 1000).toLocaleString();
@@ -313,11 +309,11 @@ export async function renderService(main: HTMLElement, service: string, gen: num
 
   // Errors in one part do not hide the others; each goes to the banner.
   const failed = (box: HTMLElement) => (e: unknown) => {
-    if (current(gen)) clear(box, h("p", { class: "bad" }, "Could not load this part: the error is shown above."));
+    clear(box, h("p", { class: "bad" }, "Could not load this part: the error is shown above."));
     throw e;
   };
   const results = await Promise.allSettled([opsTask.catch(failed(opsBox)), redTask.catch(failed(redBox)), heatTask.catch(failed(heatBox)), verTask.catch(failed(verBox))]);
-  for (const r of results) if (r.status === "rejected" && current(gen)) showError(r.reason);
+  for (const r of results) if (r.status === "rejected") ctx.showError(r.reason);
   return cleanup;
 }
 

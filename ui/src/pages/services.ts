@@ -3,21 +3,12 @@
 import { APIError, byLabel, compare, labelValues, naming, query, queryRange, val } from "../api";
 import { sparkline } from "../charts";
 import { clear, h, navLink } from "../dom";
-import { current, rerender, showError } from "../main";
-import { errorRatioQuery, fmtMs, fmtNum, fmtPct, kindMatcher, Matcher, Naming, promDuration, quantileQuery, selector, stepFor, sumRate, unitNote } from "../promql";
+import { errorRatioQuery, fmtMs, fmtNum, fmtPct, kindMatcher, promDuration, selector, stepFor, sumRate, unitNote } from "../promql";
+import type { PageContext } from "../router";
 import { href, params, setParams, timeRange } from "../state";
 import { noTraffic } from "./empty";
+import { KIND_CHOICES, quantileBy, versionSort } from "./shared";
 import { CompareData, verdictBadge } from "./verdict";
-
-export const KIND_CHOICES: [string, string][] = [
-  ["entry", "server + consumer"],
-  ["server", "server"],
-  ["consumer", "consumer"],
-  ["client", "client"],
-  ["producer", "producer"],
-  ["internal", "internal"],
-  ["all", "all kinds"],
-];
 
 interface Row {
   name: string;
@@ -29,37 +20,14 @@ interface Row {
   impact: number;
 }
 
-/** Natural order for versions: v1.10 after v1.9. */
-export function versionSort(a: string, b: string): number {
-  return a.localeCompare(b, undefined, { numeric: true, sensitivity: "base" });
-}
-
-/** Key of a sample by some of its labels. */
-export function keyOf(metric: Record<string, string>, by: string[]): string {
-  return by.map((l) => metric[l] ?? "").join("\u0000");
-}
-
-/** A quantile per group: native histogram where it has data, classic buckets otherwise. */
-export async function quantileBy(n: Naming, q: number, m: Matcher[], win: string, by: string[], time: number): Promise<Map<string, number>> {
-  const classic = n.classic ? query(quantileQuery(n, q, m, win, by, true), time, `P${q * 100} (classic buckets)`) : Promise.resolve([]);
-  const native = n.native ? query(quantileQuery(n, q, m, win, by), time, `P${q * 100} (native histograms)`) : Promise.resolve([]);
-  const out = new Map<string, number>();
-  for (const s of [...(await classic), ...(await native)]) {
-    const v = val(s);
-    if (Number.isFinite(v)) out.set(keyOf(s.metric, by), v);
-  }
-  return out;
-}
-
-export async function renderServices(main: HTMLElement, gen: number) {
+export async function renderServices(main: HTMLElement, ctx: PageContext) {
   const p = params();
   const tr = timeRange(p);
   const kind = p.get("kind") ?? "entry";
   const filter = p.get("q") ?? "";
   document.title = "Services · spanwatch";
 
-  const n = await naming();
-  if (!current(gen)) return;
+  const n = await naming(ctx);
   if (!n) {
     clear(main, h("h1", {}, "Services"), noTraffic());
     return;
@@ -83,18 +51,17 @@ export async function renderServices(main: HTMLElement, gen: number) {
   );
   kindSel.addEventListener("change", () => {
     setParams({ kind: kindSel.value === "entry" ? null : kindSel.value }, true);
-    rerender();
+    ctx.rerender();
   });
 
   const [names, rate, errs, p95, spark, versions] = await Promise.all([
-    labelValues("service_name", [n.calls], tr.start, tr.end, "service names"),
-    query(sumRate(callsSel, win, ["service_name"]), tr.end, "request rate"),
-    query(errorRatioQuery(n, km, win, ["service_name"]), tr.end, "error rate"),
-    quantileBy(n, 0.95, km, win, ["service_name"], tr.end),
-    queryRange(sumRate(callsSel, promDuration(Math.max(sparkStep, 60)), ["service_name"]), tr.start, tr.end, sparkStep, "request rate over time"),
-    query(`sum by (service_name, service_version) (increase(${selector(n.calls, [])}[${live}])) > 0`, tr.end, "live versions"),
+    labelValues(ctx, "service_name", [n.calls], tr.start, tr.end, "service names"),
+    query(ctx, sumRate(callsSel, win, ["service_name"]), tr.end, "request rate"),
+    query(ctx, errorRatioQuery(n, km, win, ["service_name"]), tr.end, "error rate"),
+    quantileBy(ctx, n, 0.95, km, win, ["service_name"], tr.end),
+    queryRange(ctx, sumRate(callsSel, promDuration(Math.max(sparkStep, 60)), ["service_name"]), tr.start, tr.end, sparkStep, "request rate over time"),
+    query(ctx, `sum by (service_name, service_version) (increase(${selector(n.calls, [])}[${live}])) > 0`, tr.end, "live versions"),
   ]);
-  if (!current(gen)) return;
 
   const rateBy = byLabel(rate, "service_name");
   const errBy = byLabel(errs, "service_name");
@@ -199,17 +166,16 @@ export async function renderServices(main: HTMLElement, gen: number) {
   let unavailable = false;
   const worker = async () => {
     for (let name = todo.shift(); name !== undefined; name = todo.shift()) {
-      if (!current(gen)) return;
       const cell = verdictCells.get(name)!;
       if (unavailable) {
         clear(cell, h("span", { class: "muted", title: "POST /api/v1/compare is not available on this server" }, "n/a"));
         continue;
       }
       try {
-        const d = await compare<CompareData>({ service: name, span_kind: kind === "entry" ? "server" : kind === "all" ? "any" : kind });
-        if (!current(gen)) return;
+        const d = await compare<CompareData>(ctx, { service: name, span_kind: kind === "entry" ? "server" : kind === "all" ? "any" : kind });
         clear(cell, navLink(href("/compare", { service: name, mode: "auto", kind: kind === "all" ? "any" : kind === "entry" ? null : kind }), verdictBadge(d.report.verdict, d.report.reason)));
       } catch (e) {
+        if (ctx.signal.aborted) return; // the page was left: the rest is not asked for
         if (e instanceof APIError && (e.status === 404 || e.status === 405)) {
           unavailable = true;
           clear(cell, h("span", { class: "muted", title: "POST /api/v1/compare is not available on this server" }, "n/a"));
@@ -217,7 +183,7 @@ export async function renderServices(main: HTMLElement, gen: number) {
           clear(cell, h("span", { class: "muted", title: e.message }, "–"));
         } else {
           clear(cell, h("span", { class: "bad", title: (e as Error).message }, "error"));
-          showError(e);
+          ctx.showError(e);
         }
       }
     }
