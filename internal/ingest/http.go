@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strings"
 	"sync"
 
 	spb "google.golang.org/genproto/googleapis/rpc/status"
@@ -159,11 +160,13 @@ func (e *errReader) Read(p []byte) (int, error) {
 }
 
 // httpReject answers with a google.rpc.Status in the request's encoding and
-// counts the rejection.
+// counts the rejection. Decoders' messages may quote the request's bytes;
+// the Status message is a protobuf string, which both encodings refuse to
+// marshal unless it is valid UTF-8, so invalid bytes are replaced.
 func (r *Receiver) httpReject(w http.ResponseWriter, ct string, code int, reason, msg string) {
 	r.m.rejected.WithLabelValues(ProtocolHTTP, reason).Inc()
 	r.logger.Debug("rejected OTLP/HTTP request", "status", code, "reason", reason, "err", msg)
-	st := &spb.Status{Code: int32(grpcCode(code)), Message: msg}
+	st := &spb.Status{Code: int32(grpcCode(code)), Message: strings.ToValidUTF8(msg, "\uFFFD")}
 	var body []byte
 	if ct == contentTypeProto {
 		body, _ = proto.Marshal(st)

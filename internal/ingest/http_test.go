@@ -124,6 +124,14 @@ func TestHTTPRejections(t *testing.T) {
 		{name: "bad JSON", contentType: contentTypeJSON, body: strings.NewReader(`{"resourceSpans": [`),
 			code: http.StatusBadRequest, grpcCode: codes.InvalidArgument, respType: contentTypeJSON, reason: ReasonDecode,
 			msg: "cannot decode OTLP trace request: "},
+		// pdata's JSON errors quote the input: the Status must still
+		// encode (its message is a UTF-8 string).
+		{name: "protobuf sent as JSON", contentType: contentTypeJSON, body: bytes.NewReader(valid),
+			code: http.StatusBadRequest, grpcCode: codes.InvalidArgument, respType: contentTypeJSON, reason: ReasonDecode,
+			msg: "cannot decode OTLP trace request: "},
+		{name: "JSON with invalid UTF-8", contentType: contentTypeJSON, body: strings.NewReader("\xff\xfe{}"),
+			code: http.StatusBadRequest, grpcCode: codes.InvalidArgument, respType: contentTypeJSON, reason: ReasonDecode,
+			msg: "cannot decode OTLP trace request: "},
 		{name: "Content-Length over the limit", contentType: contentTypeProto, body: bytes.NewReader(make([]byte, testLimit+1)),
 			code: http.StatusRequestEntityTooLarge, grpcCode: codes.ResourceExhausted, respType: contentTypeProto, reason: ReasonTooLarge,
 			msg: "request body too large: 65537 bytes, the limit is 65536"},
@@ -262,16 +270,34 @@ func TestHTTPLimitIsAfterDecompression(t *testing.T) {
 }
 
 // TestHTTPConsumerError: a consumer's error is a 400 whose message carries
-// it; nothing is counted as accepted.
+// it, in the request's encoding, even when the error holds bytes that are
+// not UTF-8; nothing is counted as accepted.
 func TestHTTPConsumerError(t *testing.T) {
-	fc := &fakeConsumer{err: errors.New("span 3 has no trace id")}
-	r := newReceiver(t, Config{MaxRequestBytes: testLimit}, fc)
-	rec := postOTLP(r.httpHandler(), http.MethodPost, contentTypeProto, "", bytes.NewReader([]byte{1}))
-	require.Equal(t, http.StatusBadRequest, rec.Code)
-	st := decodeStatus(t, rec)
-	require.Equal(t, int32(codes.InvalidArgument), st.GetCode())
-	require.Equal(t, "cannot decode OTLP trace request: span 3 has no trace id", st.GetMessage())
-	requireCounted(t, r, 0, 0, ProtocolHTTP, ReasonDecode)
+	for _, tt := range []struct {
+		name, contentType, body string
+		err                     error
+		msg                     string
+	}{
+		{"protobuf", contentTypeProto, "\x01", errors.New("span 3 has no trace id"),
+			"cannot decode OTLP trace request: span 3 has no trace id"},
+		{"JSON", contentTypeJSON, "{}", errors.New("span 3 has no trace id"),
+			"cannot decode OTLP trace request: span 3 has no trace id"},
+		{"protobuf, invalid UTF-8", contentTypeProto, "\x01", errors.New("bad name \"\xffop\""),
+			"cannot decode OTLP trace request: bad name \"\uFFFDop\""},
+		{"JSON, invalid UTF-8", contentTypeJSON, "{}", errors.New("bad name \"\xffop\""),
+			"cannot decode OTLP trace request: bad name \"\uFFFDop\""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newReceiver(t, Config{MaxRequestBytes: testLimit}, &fakeConsumer{err: tt.err})
+			rec := postOTLP(r.httpHandler(), http.MethodPost, tt.contentType, "", strings.NewReader(tt.body))
+			require.Equal(t, http.StatusBadRequest, rec.Code)
+			require.Equal(t, tt.contentType, rec.Header().Get("Content-Type"))
+			st := decodeStatus(t, rec)
+			require.Equal(t, int32(codes.InvalidArgument), st.GetCode())
+			require.Equal(t, tt.msg, st.GetMessage())
+			requireCounted(t, r, 0, 0, ProtocolHTTP, ReasonDecode)
+		})
+	}
 }
 
 // TestHTTPServer goes through a real listener and client: gzip from the
