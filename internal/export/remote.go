@@ -116,6 +116,11 @@ func NewRemoteWriter(cfg RemoteWriteConfig, logger *slog.Logger, reg prometheus.
 		Timeout:          model.Duration(cfg.Timeout),
 		HTTPClientConfig: hc,
 		Headers:          maps.Clone(cfg.Headers),
+		// With RetryOnRateLimit a 429 is a RecoverableError like a 5xx, and
+		// sendBatch retries it with the configured backoff. Store parses a
+		// Retry-After header into that error too, but into an unexported
+		// field that only Prometheus's own QueueManager reads, so the
+		// header is not honoured here: the backoff applies.
 		RetryOnRateLimit: true,
 	})
 	if err != nil {
