@@ -24,8 +24,8 @@ import (
 
 const testLimit = 64 << 10
 
-// postOTLP sends one request to the receiver's HTTP handler; a nil header
-// value leaves the header unset.
+// postOTLP sends one request to the receiver's HTTP handler; an empty
+// content type or encoding leaves that header unset.
 func postOTLP(h http.Handler, method, contentType, contentEncoding string, body io.Reader) *httptest.ResponseRecorder {
 	req := httptest.NewRequest(method, "/v1/traces", body)
 	if contentType != "" {
