@@ -41,7 +41,9 @@ type Options struct {
 	Ingest ingest.Config
 	// MetricsAddress serves the span-metrics exposition (/metrics).
 	MetricsAddress string
-	// WebAddress serves spanwatch's own metrics, health and, later, the API.
+	// WebAddress serves the Prometheus-compatible API (/api/v1/*), the UI,
+	// spanwatch's own /metrics and the health endpoints (and POST /-/reload
+	// with EnableLifecycle).
 	WebAddress string
 	// EnablePprof serves /debug/pprof/ on the web address.
 	EnablePprof bool

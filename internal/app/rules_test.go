@@ -3,10 +3,13 @@ package app_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -140,7 +143,7 @@ func TestAlertStateSurvivesRestart(t *testing.T) {
 		o.RulesBuiltin = false
 		o.Storage.Path = storage
 	}
-	activeAt := func(a *app.App) string {
+	activeAt := func(a *app.App) time.Time {
 		var r struct {
 			Data struct {
 				Alerts []struct {
@@ -151,33 +154,86 @@ func TestAlertStateSurvivesRestart(t *testing.T) {
 		}
 		getJSON(t, "http://"+a.WebAddr().String()+"/api/v1/alerts", &r)
 		if len(r.Data.Alerts) != 1 || r.Data.Alerts[0].State != "pending" {
-			return ""
+			return time.Time{}
 		}
-		return r.Data.Alerts[0].ActiveAt
+		at, err := time.Parse(time.RFC3339Nano, r.Data.Alerts[0].ActiveAt)
+		require.NoError(t, err)
+		return at
 	}
+	const state = `ALERTS_FOR_STATE{alertname="AnySpansForAnHour"}`
 	a := startApp(t, nil, opts)
 	require.NoError(t, exporters(t, a)["http"].ExportSpans(context.Background(), spantest.Spans(spantest.Stub{Service: "s", Name: "op"})))
 	flushTwice(a)
-	var first string
-	require.Eventually(t, func() bool { first = activeAt(a); return first != "" }, 20*time.Second, 100*time.Millisecond)
-	time.Sleep(5 * time.Second) // pending for a while, ALERTS_FOR_STATE written every second
+	var first time.Time
+	require.Eventually(t, func() bool { first = activeAt(a); return !first.IsZero() }, 20*time.Second, 100*time.Millisecond)
+	// ALERTS_FOR_STATE (value: the active time in seconds) is written at
+	// every evaluation. Wait until the stored state has the alert pending
+	// for 3 s, so that a restored active time (moved by the downtime) and a
+	// fresh one (after the restart) are seconds apart.
+	require.Eventually(t, func() bool {
+		v, ok := instant(t, a, "timestamp("+state+") - "+state)
+		return ok && v >= 3
+	}, 20*time.Second, 100*time.Millisecond)
 	require.NoError(t, a.Shutdown(context.Background()))
 
 	restart := time.Now()
 	b := startApp(t, nil, opts)
-	var second string
-	require.Eventually(t, func() bool { second = activeAt(b); return second != "" }, 20*time.Second, 100*time.Millisecond)
-	time.Sleep(2500 * time.Millisecond) // the state is restored after the first evaluation
-	second = activeAt(b)
-	// Prometheus's rules manager restores the active time from
-	// ALERTS_FOR_STATE and moves it by the downtime (the outage does not
-	// count towards `for`): about first + 1–2 s, well before the restart,
-	// where a fresh start (active at its first evaluation) would be after.
-	t1, err := time.Parse(time.RFC3339Nano, first)
-	require.NoError(t, err)
-	t2, err := time.Parse(time.RFC3339Nano, second)
-	require.NoError(t, err)
-	require.True(t, !t2.Before(t1) && t2.Before(restart), "restored active time %s, first %s, restart %s", t2, t1, restart)
+	// Prometheus's rules manager restores the state after the group's
+	// second evaluation, then sets this gauge.
+	require.Eventually(t, func() bool {
+		fams, err := b.Registry().Gather()
+		require.NoError(t, err)
+		for _, f := range fams {
+			if f.GetName() == "prometheus_rule_group_last_restore_duration_seconds" {
+				return len(f.GetMetric()) > 0
+			}
+		}
+		return false
+	}, 20*time.Second, 50*time.Millisecond)
+	second := activeAt(b)
+	restored := time.Now()
+	require.False(t, second.IsZero(), "the alert is pending after the restart")
+
+	// What the first run stored last, as the restore reads it: the
+	// sample's time and value in whole seconds. spanwatch b writes
+	// ALERTS_FOR_STATE only once restored, so at the restart this is a's.
+	at := fmt.Sprintf(" @ %.3f", float64(restart.UnixMilli())/1000)
+	downAt, ok := instant(t, b, "timestamp("+state+at+")")
+	require.True(t, ok, "a stored ALERTS_FOR_STATE")
+	storedActive, ok := instant(t, b, state+at)
+	require.True(t, ok)
+	require.Equal(t, float64(first.Unix()), storedActive)
+	// The rules manager moves the stored active time by the downtime (the
+	// outage does not count towards `for`): second = stored active time +
+	// (restore time − stored sample's time). The restore time this implies
+	// lies between the restart and the moment the gauge was seen. A fresh
+	// start, active at its first evaluation, would imply one at least 2 s
+	// after that evaluation, past the restore, which follows it by one
+	// interval (1 s).
+	restoreAt := time.Unix(int64(downAt), 0).Add(second.Sub(time.Unix(int64(storedActive), 0)))
+	require.True(t, !restoreAt.Before(restart) && !restoreAt.After(restored),
+		"restored active time %s implies a restore at %s, not between the restart %s and %s (first active %s, stored at %.3f)",
+		second, restoreAt, restart, restored, first, downAt)
+	require.False(t, second.Before(first))
+}
+
+// instant evaluates expr with a's query API; ok is false unless the result
+// is one sample.
+func instant(t *testing.T, a *app.App, expr string) (float64, bool) {
+	t.Helper()
+	var r struct {
+		Data struct {
+			Result []struct {
+				Value [2]any `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if getJSON(t, "http://"+a.WebAddr().String()+"/api/v1/query?query="+url.QueryEscape(expr), &r) != http.StatusOK || len(r.Data.Result) != 1 {
+		return 0, false
+	}
+	s, _ := r.Data.Result[0].Value[1].(string)
+	v, err := strconv.ParseFloat(s, 64)
+	return v, err == nil
 }
 
 // TestNoRulesServesEmptyRulesAndReload: without rules, /api/v1/rules and

@@ -116,6 +116,11 @@ func NewRemoteWriter(cfg RemoteWriteConfig, logger *slog.Logger, reg prometheus.
 		Timeout:          model.Duration(cfg.Timeout),
 		HTTPClientConfig: hc,
 		Headers:          maps.Clone(cfg.Headers),
+		// With RetryOnRateLimit a 429 is a RecoverableError like a 5xx, and
+		// sendBatch retries it with the configured backoff. Store parses a
+		// Retry-After header into that error too, but into an unexported
+		// field that only Prometheus's own QueueManager reads, so the
+		// header is not honoured here: the backoff applies.
 		RetryOnRateLimit: true,
 	})
 	if err != nil {
@@ -150,7 +155,7 @@ func (w *RemoteWriter) ConsumeSnapshot(s *spanmetrics.Snapshot) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.closed {
-		w.m.dropped[DropShutdown].Add(float64(w.countSamples(s)))
+		w.m.dropped[DropShutdown].Add(float64(w.samplesFor(s)))
 		return
 	}
 	if len(w.queue) >= w.cfg.QueueSnapshots {
@@ -160,7 +165,7 @@ func (w *RemoteWriter) ConsumeSnapshot(s *spanmetrics.Snapshot) {
 			// The sender counts what it did not send and hands it on.
 			close(old.abandoned)
 		} else {
-			w.m.dropped[DropQueueFull].Add(float64(w.countSamples(old.snap)))
+			w.m.dropped[DropQueueFull].Add(float64(w.samplesFor(old.snap)))
 			w.carry.add(old.snap, 0, 0)
 			w.logger.Warn("remote write queue full; dropped the oldest snapshot",
 				"snapshot_time", old.snap.Time, "queue_snapshots", w.cfg.QueueSnapshots)
@@ -272,7 +277,7 @@ func (w *RemoteWriter) finish(e *rwEntry, v *spanmetrics.Snapshot, err error) {
 	if err == nil {
 		return
 	}
-	unsent := float64(max(w.countSamples(v)-w.enc.finalized, 0))
+	unsent := float64(max(w.samplesFor(v)-w.enc.finalized, 0))
 	switch {
 	case errors.Is(err, errAbandoned):
 		w.m.dropped[DropQueueFull].Add(unsent)
@@ -292,16 +297,16 @@ func (w *RemoteWriter) dropQueued() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	for _, e := range w.queue {
-		w.m.dropped[DropShutdown].Add(float64(w.countSamples(e.snap)))
+		w.m.dropped[DropShutdown].Add(float64(w.samplesFor(e.snap)))
 	}
 	w.queue = nil
 	w.m.queueLength.Set(0)
 }
 
-// countSamples is the number of samples the writer sends for s (see
-// countSamples), without native histograms if the endpoint does not take
-// them.
-func (w *RemoteWriter) countSamples(s *spanmetrics.Snapshot) int {
+// samplesFor is the number of samples the writer sends for s: the package
+// function countSamples, without native histograms if the endpoint does not
+// take them.
+func (w *RemoteWriter) samplesFor(s *spanmetrics.Snapshot) int {
 	return countSamples(s, w.cfg.sendNativeHistograms())
 }
 

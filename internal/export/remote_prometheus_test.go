@@ -19,13 +19,17 @@ import (
 // aggregator and replica external label, remote-write to a real Prometheus
 // (the Debian 2.42 package) and checks with PromQL that sums over the
 // replicas, classic buckets, native histograms, increase() over new series
-// and staleness markers come out right.
+// and staleness markers come out right. The aggregators run on a fake
+// clock and every query is pinned with @, so the test waits for nothing
+// but Prometheus's answers.
 func TestRemoteWriteRealPrometheus(t *testing.T) {
 	testutil.Binary(t, "prometheus")
 	prom := testutil.StartPrometheus(t, "global:\n  scrape_interval: 1m\n",
 		"--web.enable-remote-write-receiver", "--enable-feature=native-histograms")
 
 	reg := prometheus.NewRegistry()
+	clk := &rwClock{}
+	clk.set(time.Now())
 	type replica struct {
 		agg *spanmetrics.Aggregator
 		w   *RemoteWriter
@@ -34,7 +38,7 @@ func TestRemoteWriteRealPrometheus(t *testing.T) {
 		cfg := spanmetrics.DefaultConfig()
 		cfg.Histogram.Exponential = &spanmetrics.ExponentialConfig{}
 		cfg.SeriesExpiration = expiry
-		agg, err := spanmetrics.New(cfg, spanmetrics.Options{})
+		agg, err := spanmetrics.New(cfg, spanmetrics.Options{Now: clk.now})
 		require.NoError(t, err)
 		w, err := NewRemoteWriter(RemoteWriteConfig{
 			URL:            prom.URL + "/api/v1/write",
@@ -58,7 +62,7 @@ func TestRemoteWriteRealPrometheus(t *testing.T) {
 		rwSpans(t, r.agg, "svc", "GET /items", durs...)
 	}
 	flush := func(rs ...replica) time.Time {
-		now := time.Now()
+		now := clk.now()
 		for _, r := range rs {
 			r.w.ConsumeSnapshot(r.agg.Snapshot(now))
 		}
@@ -68,13 +72,14 @@ func TestRemoteWriteRealPrometheus(t *testing.T) {
 	feed(a, 600)
 	feed(b, 400)
 	flush(a, b) // new series: zero samples at creation, then 600 and 400
-	time.Sleep(1500 * time.Millisecond)
+	clk.add(1500 * time.Millisecond)
 	feed(a, 100)
 	t2 := flush(a, b)
 
 	eq := func(want float64) func(float64) bool { return func(v float64) bool { return v == want } }
 	const wait = 20 * time.Second
-	at := fmt.Sprintf("@ %.3f", float64(t2.UnixMilli())/1000)
+	atTime := func(t time.Time) string { return fmt.Sprintf("@ %.3f", float64(t.UnixMilli())/1000) }
+	at := atTime(t2)
 	// Each replica's series are its own: sums over replicas are correct.
 	testutil.Eventually(t, prom.URL, `sum(traces_span_metrics_calls_total `+at+`)`, wait, eq(1100))
 	testutil.Eventually(t, prom.URL, `sum(traces_span_metrics_calls_total{replica="a"} `+at+`)`, wait, eq(700))
@@ -104,14 +109,14 @@ func TestRemoteWriteRealPrometheus(t *testing.T) {
 
 	// b's series expire: staleness markers (float and native histogram)
 	// end them at once instead of after the 5 m lookback.
-	time.Sleep(time.Until(t2.Add(3100 * time.Millisecond)))
-	flush(a, b)
-	testutil.Eventually(t, prom.URL, `absent(traces_span_metrics_calls_total{replica="b"})`, wait, eq(1))
-	testutil.Eventually(t, prom.URL, `absent(traces_span_metrics_duration_milliseconds_bucket{replica="b"})`, wait, eq(1))
-	testutil.Eventually(t, prom.URL, `absent(traces_span_metrics_duration_milliseconds{replica="b"})`, wait, eq(1))
-	testutil.Eventually(t, prom.URL, `absent(target_info{replica="b"})`, wait, eq(1))
-	testutil.Eventually(t, prom.URL, `sum(traces_span_metrics_calls_total)`, wait, eq(700))
-	testutil.Eventually(t, prom.URL, `histogram_count(sum(traces_span_metrics_duration_milliseconds))`, wait, eq(700))
+	clk.add(3100 * time.Millisecond)
+	at = atTime(flush(a, b))
+	testutil.Eventually(t, prom.URL, `absent(traces_span_metrics_calls_total{replica="b"} `+at+`)`, wait, eq(1))
+	testutil.Eventually(t, prom.URL, `absent(traces_span_metrics_duration_milliseconds_bucket{replica="b"} `+at+`)`, wait, eq(1))
+	testutil.Eventually(t, prom.URL, `absent(traces_span_metrics_duration_milliseconds{replica="b"} `+at+`)`, wait, eq(1))
+	testutil.Eventually(t, prom.URL, `absent(target_info{replica="b"} `+at+`)`, wait, eq(1))
+	testutil.Eventually(t, prom.URL, `sum(traces_span_metrics_calls_total `+at+`)`, wait, eq(700))
+	testutil.Eventually(t, prom.URL, `histogram_count(sum(traces_span_metrics_duration_milliseconds `+at+`))`, wait, eq(700))
 
 	for _, r := range []replica{a, b} {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -135,9 +140,11 @@ func TestRemoteWriteRealPrometheusWithoutNativeHistograms(t *testing.T) {
 	testutil.Binary(t, "prometheus")
 	prom := testutil.StartPrometheus(t, "global:\n  scrape_interval: 1m\n", "--web.enable-remote-write-receiver")
 
+	clk := &rwClock{}
+	clk.set(time.Now())
 	cfg := spanmetrics.DefaultConfig()
 	cfg.Histogram.Exponential = &spanmetrics.ExponentialConfig{}
-	agg, err := spanmetrics.New(cfg, spanmetrics.Options{})
+	agg, err := spanmetrics.New(cfg, spanmetrics.Options{Now: clk.now})
 	require.NoError(t, err)
 	newWriter := func(name string, sendNative *bool) *RemoteWriter {
 		w, err := NewRemoteWriter(RemoteWriteConfig{
@@ -160,7 +167,7 @@ func TestRemoteWriteRealPrometheusWithoutNativeHistograms(t *testing.T) {
 	}
 	classic, native := newWriter("classic", new(false)), newWriter("native", nil)
 	flush := func() (time.Time, int) {
-		s := agg.Snapshot(time.Now())
+		s := agg.Snapshot(clk.now())
 		classic.ConsumeSnapshot(s)
 		native.ConsumeSnapshot(s)
 		return s.Time, countSamples(s, false)
@@ -176,7 +183,7 @@ func TestRemoteWriteRealPrometheusWithoutNativeHistograms(t *testing.T) {
 	}
 	feed(600)
 	_, n1 := flush()
-	time.Sleep(50 * time.Millisecond)
+	clk.add(50 * time.Millisecond)
 	feed(100)
 	t2, n2 := flush()
 

@@ -601,6 +601,48 @@ func TestRemoteWriteRetriesRecoverable(t *testing.T) {
 	}
 }
 
+// TestRemoteWriteIgnoresRetryAfter: a 429 or 503 with Retry-After is
+// retried after the configured backoff, not after the header's hour
+// (Prometheus's client keeps the header's value to itself).
+func TestRemoteWriteIgnoresRetryAfter(t *testing.T) {
+	for _, code := range []int{http.StatusTooManyRequests, http.StatusServiceUnavailable} {
+		t.Run(http.StatusText(code), func(t *testing.T) {
+			var mu sync.Mutex
+			var attempts []string
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+				_, _ = io.Copy(io.Discard, req.Body)
+				mu.Lock()
+				attempts = append(attempts, req.Header.Get("Retry-Attempt"))
+				n := len(attempts)
+				mu.Unlock()
+				if n == 1 {
+					w.Header().Set("Retry-After", "3600")
+					w.WriteHeader(code)
+					return
+				}
+				w.WriteHeader(http.StatusNoContent)
+			}))
+			t.Cleanup(srv.Close)
+			w := newTestRW(t, RemoteWriteConfig{URL: srv.URL + "/api/v1/write"}, nil)
+			w.Start()
+			clk := &rwClock{}
+			clk.set(time.Now())
+			a := rwAggregator(t, clk, nil)
+			rwSpans(t, a, "svc", "op", time.Millisecond)
+			s := a.Snapshot(clk.add(time.Second))
+			n := float64(countSamples(s, true))
+			w.ConsumeSnapshot(s)
+			// Honouring the header would take an hour; the backoff is 1 ms.
+			shutdown(t, w)
+			mu.Lock()
+			defer mu.Unlock()
+			require.Equal(t, []string{"", "1"}, attempts)
+			require.Equal(t, n, promtestutil.ToFloat64(w.m.sent))
+			require.Equal(t, n, promtestutil.ToFloat64(w.m.retried))
+		})
+	}
+}
+
 func TestRemoteWriteDropsNonRecoverable(t *testing.T) {
 	recv := newRWReceiver(t, func(n int) int {
 		if n == 0 {

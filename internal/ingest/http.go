@@ -8,6 +8,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strings"
 	"sync"
 
 	spb "google.golang.org/genproto/googleapis/rpc/status"
@@ -93,25 +94,31 @@ func (r *Receiver) httpHandler() http.Handler {
 
 // readBody reads the (possibly gzip-compressed) body into buf, allowing at
 // most MaxRequestBytes after decompression, so a compression bomb stops at
-// the limit.
+// the limit. A body that cannot be read (the client went away, fewer bytes
+// than its Content-Length) is a read failure; a body that reads fine but
+// does not decompress is a decode failure.
 func (r *Receiver) readBody(req *http.Request, buf *bytes.Buffer) (int, string, error) {
 	limit := int64(r.cfg.MaxRequestBytes)
 	if req.ContentLength > limit {
 		return http.StatusRequestEntityTooLarge, ReasonTooLarge,
 			fmt.Errorf("%w: %d bytes, the limit is %d", errTooLarge, req.ContentLength, limit)
 	}
-	var body io.Reader = req.Body
+	src := &errReader{r: req.Body}
+	var body io.Reader = src
 	switch enc := req.Header.Get("Content-Encoding"); enc {
 	case "", "identity":
 	case "gzip", "x-gzip":
 		zr, _ := gzipPool.Get().(*gzip.Reader)
 		var err error
 		if zr == nil {
-			zr, err = gzip.NewReader(req.Body)
+			zr, err = gzip.NewReader(src)
 		} else {
-			err = zr.Reset(req.Body)
+			err = zr.Reset(src)
 		}
 		if err != nil {
+			if src.err != nil {
+				return http.StatusBadRequest, ReasonRead, fmt.Errorf("reading request body: %w", src.err)
+			}
 			return http.StatusBadRequest, ReasonDecode, fmt.Errorf("invalid gzip body: %w", err)
 		}
 		defer gzipPool.Put(zr)
@@ -125,24 +132,41 @@ func (r *Receiver) readBody(req *http.Request, buf *bytes.Buffer) (int, string, 
 	case n > limit:
 		return http.StatusRequestEntityTooLarge, ReasonTooLarge,
 			fmt.Errorf("%w: more than %d bytes after decompression", errTooLarge, limit)
-	case errors.Is(err, gzip.ErrChecksum), errors.Is(err, gzip.ErrHeader), errors.Is(err, io.ErrUnexpectedEOF) && req.Header.Get("Content-Encoding") != "":
-		return http.StatusBadRequest, ReasonDecode, fmt.Errorf("invalid gzip body: %w", err)
-	case err != nil:
+	case err == nil:
+		return 0, "", nil
+	case src.err != nil:
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return http.StatusRequestEntityTooLarge, ReasonTooLarge, err
+		if errors.As(src.err, &mbe) {
+			return http.StatusRequestEntityTooLarge, ReasonTooLarge, src.err
 		}
-		return http.StatusBadRequest, ReasonRead, fmt.Errorf("reading request body: %w", err)
+		return http.StatusBadRequest, ReasonRead, fmt.Errorf("reading request body: %w", src.err)
+	default: // the body was read whole: the decompressor failed
+		return http.StatusBadRequest, ReasonDecode, fmt.Errorf("invalid gzip body: %w", err)
 	}
-	return 0, "", nil
+}
+
+// errReader keeps the first error other than io.EOF that r returns.
+type errReader struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && e.err == nil && !errors.Is(err, io.EOF) {
+		e.err = err
+	}
+	return n, err
 }
 
 // httpReject answers with a google.rpc.Status in the request's encoding and
-// counts the rejection.
+// counts the rejection. Decoders' messages may quote the request's bytes;
+// the Status message is a protobuf string, which both encodings refuse to
+// marshal unless it is valid UTF-8, so invalid bytes are replaced.
 func (r *Receiver) httpReject(w http.ResponseWriter, ct string, code int, reason, msg string) {
 	r.m.rejected.WithLabelValues(ProtocolHTTP, reason).Inc()
 	r.logger.Debug("rejected OTLP/HTTP request", "status", code, "reason", reason, "err", msg)
-	st := &spb.Status{Code: int32(grpcCode(code)), Message: msg}
+	st := &spb.Status{Code: int32(grpcCode(code)), Message: strings.ToValidUTF8(msg, "\uFFFD")}
 	var body []byte
 	if ct == contentTypeProto {
 		body, _ = proto.Marshal(st)

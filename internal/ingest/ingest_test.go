@@ -2,15 +2,20 @@ package ingest
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -51,10 +56,24 @@ func TestShutdownWithoutStartAndTwice(t *testing.T) {
 }
 
 func TestConfigValidation(t *testing.T) {
-	_, err := New(Config{MaxRequestBytes: 10}, &fakeConsumer{}, nil, nil)
-	require.Error(t, err)
-	_, err = New(DefaultConfig(), nil, nil, nil)
-	require.Error(t, err)
+	for _, tc := range []struct {
+		name    string
+		cfg     Config
+		c       Consumer
+		wantErr string
+	}{
+		{"request limit below 1024", Config{MaxRequestBytes: 10}, &fakeConsumer{}, "max request bytes must be at least 1024, got 10"},
+		{"request limit zero", Config{}, &fakeConsumer{}, "max request bytes must be at least 1024, got 0"},
+		{"nil consumer", DefaultConfig(), nil, "ingest: nil consumer"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := New(tc.cfg, tc.c, nil, nil)
+			require.EqualError(t, err, tc.wantErr)
+			require.Nil(t, r)
+		})
+	}
+	cfg := Config{MaxRequestBytes: 1024}
+	require.NoError(t, cfg.Validate(), "1024 is the smallest limit")
 }
 
 func TestHTTPPassesBytesAndMapsConsumerErrors(t *testing.T) {
@@ -109,4 +128,127 @@ func TestPanicIsAnInternalErrorAndServingGoesOn(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
+}
+
+// spanConsumer decodes requests as pdata does and counts their spans; a
+// request that does not decode counts nothing. It is safe for concurrent
+// use.
+type spanConsumer struct {
+	mu    sync.Mutex
+	calls int
+	spans int
+}
+
+func (c *spanConsumer) ConsumeProto(b []byte) (int, error) {
+	er := ptraceotlp.NewExportRequest()
+	err := er.UnmarshalProto(b)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls++
+	if err != nil {
+		return 0, err
+	}
+	n := er.Traces().SpanCount()
+	c.spans += n
+	return n, nil
+}
+
+func (c *spanConsumer) ConsumeTraces(td ptrace.Traces) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls++
+	n := td.SpanCount()
+	c.spans += n
+	return n, nil
+}
+
+// got returns how many requests reached the consumer and the spans it
+// counted.
+func (c *spanConsumer) got() (calls, spans int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.calls, c.spans
+}
+
+// testTraces returns n spans of one service; attr, if not empty, is set on
+// each span (to make a request of a given size).
+func testTraces(n int, attr string) ptrace.Traces {
+	td := ptrace.NewTraces()
+	rs := td.ResourceSpans().AppendEmpty()
+	rs.Resource().Attributes().PutStr("service.name", "svc")
+	ss := rs.ScopeSpans().AppendEmpty()
+	for i := range n {
+		sp := ss.Spans().AppendEmpty()
+		sp.SetName(fmt.Sprintf("op-%d", i))
+		sp.SetKind(ptrace.SpanKindServer)
+		sp.SetTraceID(pcommon.TraceID{1, byte(i)})
+		sp.SetSpanID(pcommon.SpanID{2, byte(i)})
+		sp.SetStartTimestamp(1_000_000_000)
+		sp.SetEndTimestamp(1_005_000_000)
+		if attr != "" {
+			sp.Attributes().PutStr("payload", attr)
+		}
+	}
+	return td
+}
+
+func protoRequest(t *testing.T, td ptrace.Traces) []byte {
+	t.Helper()
+	b, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalProto()
+	require.NoError(t, err)
+	return b
+}
+
+func jsonRequest(t *testing.T, td ptrace.Traces) []byte {
+	t.Helper()
+	b, err := ptraceotlp.NewExportRequestFromTraces(td).MarshalJSON()
+	require.NoError(t, err)
+	return b
+}
+
+func gzipped(t *testing.T, b []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	_, err := zw.Write(b)
+	require.NoError(t, err)
+	require.NoError(t, zw.Close())
+	return buf.Bytes()
+}
+
+// newReceiver returns a receiver that is not started, with its own
+// registry.
+func newReceiver(t *testing.T, cfg Config, c Consumer) *Receiver {
+	t.Helper()
+	r, err := New(cfg, c, nil, prometheus.NewRegistry())
+	require.NoError(t, err)
+	return r
+}
+
+// sum adds the values of every series of a counter vector.
+func sum(t *testing.T, c prometheus.Collector) float64 {
+	t.Helper()
+	ch := make(chan prometheus.Metric)
+	go func() { c.Collect(ch); close(ch) }()
+	var s float64
+	for m := range ch {
+		var pb dto.Metric
+		require.NoError(t, m.Write(&pb))
+		s += pb.GetCounter().GetValue()
+	}
+	return s
+}
+
+// requireCounted checks the receiver's self-metrics: accepted requests and
+// spans, and rejected requests by protocol and reason ("" for none).
+func requireCounted(t *testing.T, r *Receiver, requests, spans float64, protocol, reason string) {
+	t.Helper()
+	require.Equal(t, requests, sum(t, r.m.requests), "accepted requests")
+	require.Equal(t, spans, sum(t, r.m.spans), "accepted spans")
+	if reason == "" {
+		require.Zero(t, sum(t, r.m.rejected), "rejected requests")
+		return
+	}
+	require.Equal(t, 1.0, sum(t, r.m.rejected), "rejected requests")
+	require.Equal(t, 1.0, promtestutil.ToFloat64(r.m.rejected.WithLabelValues(protocol, reason)), "rejected with reason %s", reason)
 }

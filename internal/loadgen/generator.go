@@ -35,6 +35,10 @@ type Options struct {
 	Seed uint64
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Ticks, when not nil, wakes the sending loop instead of a ticker of
+	// BatchInterval: each value received is one wake-up. With Now, it
+	// makes a run independent of wall time.
+	Ticks <-chan time.Time
 }
 
 // Stats count what was sent.
@@ -50,6 +54,7 @@ type Generator struct {
 	duration  time.Duration
 	interval  time.Duration
 	now       func() time.Time
+	ticks     <-chan time.Time
 	rng       *rand.Rand
 	services  map[string]*Service
 	ops       map[string]*Operation
@@ -80,11 +85,16 @@ func New(o Options) (*Generator, error) {
 	if err := o.Scenario.Validate(); err != nil {
 		return nil, err
 	}
-	if o.Rate < 0 || o.Duration < 0 || o.BatchInterval < 0 {
-		return nil, errors.New("loadgen: rate, duration and batch interval must not be negative")
+	switch {
+	case o.Rate < 0:
+		return nil, fmt.Errorf("loadgen: rate must not be negative, got %g", o.Rate)
+	case o.Duration < 0:
+		return nil, fmt.Errorf("loadgen: duration must not be negative, got %s", o.Duration)
+	case o.BatchInterval < 0:
+		return nil, fmt.Errorf("loadgen: batch interval must not be negative, got %s", o.BatchInterval)
 	}
 	g := &Generator{sc: o.Scenario, exp: o.Exporter, rate: o.Scenario.Rate, duration: o.Duration,
-		interval: o.BatchInterval, now: o.Now, services: map[string]*Service{}, ops: map[string]*Operation{},
+		interval: o.BatchInterval, now: o.Now, ticks: o.Ticks, services: map[string]*Service{}, ops: map[string]*Operation{},
 		resources: map[string]*resource.Resource{}}
 	if o.Rate > 0 {
 		g.rate = o.Rate
@@ -128,8 +138,12 @@ func (g *Generator) Stats() Stats {
 // receiver may not be up yet).
 func (g *Generator) Run(ctx context.Context) error {
 	start := g.now()
-	t := time.NewTicker(g.interval)
-	defer t.Stop()
+	ticks := g.ticks
+	if ticks == nil {
+		t := time.NewTicker(g.interval)
+		defer t.Stop()
+		ticks = t.C
+	}
 	var sent int64
 	for {
 		elapsed := g.now().Sub(start)
@@ -150,7 +164,7 @@ func (g *Generator) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C:
+		case <-ticks:
 		}
 	}
 }

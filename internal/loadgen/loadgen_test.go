@@ -3,6 +3,7 @@ package loadgen
 import (
 	"context"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -54,23 +55,68 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
+// fakeClock is a settable clock.
+type fakeClock struct{ ns atomic.Int64 }
+
+func (c *fakeClock) now() time.Time      { return time.Unix(0, c.ns.Load()) }
+func (c *fakeClock) add(d time.Duration) { c.ns.Add(int64(d)) }
+
+// TestRate drives Run with a fake clock and its own ticks: after every
+// step the requests sent are exactly rate × elapsed time, and the run
+// ends at the duration with rate × duration requests, whatever the wall
+// clock does.
 func TestRate(t *testing.T) {
+	clk := &fakeClock{}
+	clk.add(time.Hour) // any start
+	ticks := make(chan time.Time)
 	exp := tracetest.NewInMemoryExporter()
-	g, err := New(Options{Scenario: Shop(), Exporter: exp, Rate: 200, Duration: time.Second, BatchInterval: 50 * time.Millisecond, Seed: 1})
+	g, err := New(Options{Scenario: Shop(), Exporter: exp, Rate: 200, Duration: time.Second, Seed: 1,
+		Now: clk.now, Ticks: ticks})
 	require.NoError(t, err)
-	start := time.Now()
-	require.NoError(t, g.Run(context.Background()))
-	require.Less(t, time.Since(start), 10*time.Second, "stops at --duration")
-	roots := 0
-	for _, s := range exp.GetSpans() {
-		if !s.Parent.IsValid() {
-			roots++
+	done := make(chan error, 1)
+	go func() { done <- g.Run(context.Background()) }()
+
+	// tick wakes the loop once; false when Run has returned instead.
+	tick := func() bool {
+		select {
+		case ticks <- clk.now():
+			return true
+		case err := <-done:
+			require.NoError(t, err)
+			return false
 		}
 	}
-	require.InDelta(t, 200, roots, 200*0.05)
+	roots := func() int {
+		n := 0
+		for _, s := range exp.GetSpans() {
+			if !s.Parent.IsValid() {
+				n++
+			}
+		}
+		return n
+	}
+	// Run has read its start time once it takes a tick.
+	require.True(t, tick())
+	const step = 50 * time.Millisecond
+	for k := 1; k < 20; k++ {
+		clk.add(step)
+		// The second tick is received only once the loop has handled the
+		// first, which saw the clock at k steps: all that is due is sent.
+		require.True(t, tick())
+		require.True(t, tick())
+		require.Equal(t, int64(10*k), g.Stats().Requests, "after %s", time.Duration(k)*step)
+		require.Equal(t, 10*k, roots())
+	}
+	// Past the duration the loop sends the rest and returns by itself.
+	clk.add(3 * step)
+	for i := 0; tick(); i++ {
+		require.Less(t, i, 2, "Run goes on past the duration")
+	}
 	st := g.Stats()
-	require.Equal(t, int64(roots), st.Requests)
+	require.Equal(t, int64(200), st.Requests, "rate × duration, no more")
+	require.Equal(t, 200, roots())
 	require.Equal(t, int64(len(exp.GetSpans())), st.Spans)
+	require.Zero(t, st.ExportErrors)
 }
 
 func TestRunStopsWithContext(t *testing.T) {
@@ -143,12 +189,35 @@ func TestTraceStructureVersionsAndChanges(t *testing.T) {
 }
 
 func TestNewValidates(t *testing.T) {
-	_, err := New(Options{Exporter: tracetest.NewInMemoryExporter()})
-	require.Error(t, err)
-	_, err = New(Options{Scenario: Shop()})
-	require.Error(t, err)
-	_, err = New(Options{Scenario: Shop(), Exporter: tracetest.NewInMemoryExporter(), Rate: -1})
-	require.Error(t, err)
+	exp := tracetest.NewInMemoryExporter()
+	for _, tc := range []struct {
+		name string
+		o    Options
+		want string
+	}{
+		{"no scenario", Options{Exporter: exp}, "loadgen: a scenario is required"},
+		{"no exporter", Options{Scenario: Shop()}, "loadgen: an exporter is required"},
+		{"negative rate", Options{Scenario: Shop(), Exporter: exp, Rate: -1}, "loadgen: rate must not be negative, got -1"},
+		{"negative duration", Options{Scenario: Shop(), Exporter: exp, Duration: -time.Second},
+			"loadgen: duration must not be negative, got -1s"},
+		{"negative batch interval", Options{Scenario: Shop(), Exporter: exp, BatchInterval: -time.Millisecond},
+			"loadgen: batch interval must not be negative, got -1ms"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g, err := New(tc.o)
+			require.EqualError(t, err, tc.want)
+			require.Nil(t, g)
+		})
+	}
+	t.Run("invalid scenario", func(t *testing.T) {
+		sc := Shop()
+		sc.Rate = 0
+		_, err := New(Options{Scenario: sc, Exporter: exp})
+		var ke *KeyError
+		require.ErrorAs(t, err, &ke)
+		require.Equal(t, "rate", ke.Key)
+		require.EqualError(t, err, "rate: must be positive, got 0")
+	})
 }
 
 func TestExampleScenarioLoads(t *testing.T) {

@@ -25,14 +25,26 @@ func TestPromQLBuiltinSuite(t *testing.T) {
 }
 
 func TestOptionsValidate(t *testing.T) {
-	for _, mutate := range []func(*Options){
-		func(o *Options) { o.Timeout = 0 },
-		func(o *Options) { o.MaxSamples = -1 },
-		func(o *Options) { o.LookbackDelta = 0 },
+	for _, tc := range []struct {
+		name   string
+		mutate func(*Options)
+		want   string
+	}{
+		{"zero timeout", func(o *Options) { o.Timeout = 0 }, "query timeout must be positive, got 0s"},
+		{"negative timeout", func(o *Options) { o.Timeout = -time.Second }, "query timeout must be positive, got -1s"},
+		{"negative max samples", func(o *Options) { o.MaxSamples = -1 }, "query max samples must be positive, got -1"},
+		{"zero max samples", func(o *Options) { o.MaxSamples = 0 }, "query max samples must be positive, got 0"},
+		{"zero lookback delta", func(o *Options) { o.LookbackDelta = 0 }, "lookback delta must be positive, got 0s"},
 	} {
-		o := DefaultOptions()
-		mutate(&o)
-		_, err := NewEngine(o)
-		require.Error(t, err)
+		t.Run(tc.name, func(t *testing.T) {
+			o := DefaultOptions()
+			tc.mutate(&o)
+			require.EqualError(t, o.Validate(), tc.want)
+			e, err := NewEngine(o)
+			require.EqualError(t, err, tc.want)
+			require.Nil(t, e)
+		})
 	}
+	o := DefaultOptions()
+	require.NoError(t, o.Validate())
 }

@@ -1,8 +1,12 @@
 package web
 
 import (
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path"
+	"regexp"
 	"testing"
 	"testing/fstest"
 
@@ -35,13 +39,74 @@ func TestUIPlaceholderWithoutBundle(t *testing.T) {
 	require.Equal(t, http.StatusNotFound, serveUI(t, h, http.MethodGet, "/app.js", nil).Code)
 }
 
-// The real embedded assets: whatever was built, "/" answers HTML that is
-// either the app or the placeholder.
+// TestUIHandlerEmbedded checks the bundle this build embeds: "/" is the
+// index.html that `make ui` writes (not the placeholder), and every script
+// and stylesheet it references is served with its content type. Without a
+// built bundle the test skips, or fails when CI is set (.ci/run builds the
+// bundle before the Go tests).
 func TestUIHandlerEmbedded(t *testing.T) {
-	rec := serveUI(t, UIHandler(), http.MethodGet, "/", nil)
+	if _, err := fs.Stat(assets, "assets/dist/index.html"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("no UI bundle embedded (%v): CI is set, so this is a failure; build it with `make ui`", err)
+		}
+		t.Skipf("no UI bundle embedded (%v): run `make ui` to test it; set CI to make this a failure", err)
+	}
+	placeholder, err := fs.ReadFile(assets, "assets/placeholder.html")
+	require.NoError(t, err)
+	h := UIHandler()
+	rec := serveUI(t, h, http.MethodGet, "/", nil)
 	require.Equal(t, http.StatusOK, rec.Code)
 	require.Equal(t, "text/html; charset=utf-8", rec.Header().Get("Content-Type"))
-	require.Contains(t, rec.Body.String(), "spanwatch")
+	index := rec.Body.String()
+	require.NotEqual(t, string(placeholder), index)
+	require.NotContains(t, index, "built without the web UI")
+	require.Equal(t, index, serveUI(t, h, http.MethodGet, "/service/checkout", nil).Body.String(), "app routes get the app")
+
+	refs := uiAssetRefs(index)
+	require.Contains(t, refs, "/app.js", "index.html loads the bundle's script")
+	require.Contains(t, refs, "/app.css", "index.html loads the bundle's stylesheet")
+	types := map[string]string{
+		".js":  "text/javascript; charset=utf-8",
+		".css": "text/css; charset=utf-8",
+		".svg": "image/svg+xml",
+		".png": "image/png",
+		".ico": "image/x-icon",
+	}
+	for _, ref := range refs {
+		t.Run(ref, func(t *testing.T) {
+			rec := serveUI(t, h, http.MethodGet, ref, nil)
+			require.Equal(t, http.StatusOK, rec.Code)
+			want, ok := types[path.Ext(ref)]
+			require.True(t, ok, "no expected content type for %s", ref)
+			require.Equal(t, want, rec.Header().Get("Content-Type"))
+			require.NotEmpty(t, rec.Body.Bytes())
+			require.NotContains(t, rec.Body.String(), "<!doctype html>", "an asset, not the app's page")
+		})
+	}
+}
+
+// uiAssetRefs returns the local paths of the scripts and stylesheets (and
+// other <link>ed files) an HTML page loads.
+func uiAssetRefs(html string) []string {
+	var refs []string
+	for _, m := range uiAssetRef.FindAllStringSubmatch(html, -1) {
+		refs = append(refs, m[1])
+	}
+	return refs
+}
+
+var uiAssetRef = regexp.MustCompile(`<(?:script|link)\b[^>]*?\b(?:src|href)="(/[^"]+)"`)
+
+// TestUIAssetRefs: the reference finder sees the files a page loads, and
+// not its links.
+func TestUIAssetRefs(t *testing.T) {
+	html := `<!doctype html><html><head>
+<link rel="icon" href="/favicon.svg" type="image/svg+xml">
+<link rel="stylesheet" href="/app.css">
+<script type="module" src="/app.js"></script>
+<script src="https://cdn.example/x.js"></script>
+</head><body><a href="/compare" data-nav>Compare</a><img src="/logo.png"></body></html>`
+	require.Equal(t, []string{"/favicon.svg", "/app.css", "/app.js"}, uiAssetRefs(html))
 }
 
 func TestUIBundle(t *testing.T) {

@@ -1,7 +1,9 @@
-// Package web runs the HTTP server on the web port: spanwatch's own
-// /metrics, the health endpoints (/healthz, /readyz, /-/healthy, /-/ready)
-// and, as they arrive, the query API and the UI. It owns the server and
-// its middleware; handlers for the API come from the packages that own them.
+// Package web runs the HTTP servers of the web and exposition ports and
+// provides the handlers no other package owns: the health endpoints
+// (/healthz, /readyz, /-/healthy, /-/ready), the embedded UI and the
+// comparison endpoint. The query API, the rules endpoints and the metrics
+// handlers come from the packages that own them; internal/app mounts them
+// beside these.
 package web
 
 import (
