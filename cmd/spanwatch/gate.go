@@ -104,7 +104,7 @@ func newGateCmd(a *kingpin.Application) *gateCmd {
 	c.flag(cmd, "on-inconclusive", "Exit code for an inconclusive verdict: inconclusive (2), pass (0) or fail (1).", d.OnInconclusive).
 		EnumVar(&c.cfg.OnInconclusive, gate.OnInconclusiveInconclusive, gate.OnInconclusivePass, gate.OnInconclusiveFail)
 	// One flag per threshold, from the one list (regress.Thresholds).
-	for _, f := range c.cfg.Thresholds.Fields() {
+	for _, f := range c.cfg.Fields() {
 		c.flag(cmd, f.Flag, f.Help, strconv.FormatFloat(*f.Value, 'g', -1, 64)).Float64Var(f.Value)
 	}
 	cmd.Flag("rollback", "On a regression (exit 1 only), roll this back like `kubectl rollout undo`: deployment/NAME.").PlaceHolder("deployment/NAME").StringVar(&c.rollback)
@@ -146,8 +146,8 @@ func (c *gateCmd) applyFile() error {
 	take("max-wait", func() { c.maxWait = model.Duration(fc.MaxWait) })
 	take("poll-interval", func() { c.poll = model.Duration(fc.PollInterval) })
 	take("on-inconclusive", func() { c.cfg.OnInconclusive = fc.OnInconclusive })
-	file := fc.Thresholds.Fields()
-	for i, fl := range c.cfg.Thresholds.Fields() {
+	file := fc.Fields()
+	for i, fl := range c.cfg.Fields() {
 		take(fl.Flag, func() { *fl.Value = *file[i].Value })
 	}
 	return c.finish()
@@ -196,7 +196,7 @@ func (c *gateCmd) request() (*gate.Request, error) {
 		}
 		r.arm.Start, r.arm.End = strings.TrimSpace(start), strings.TrimSpace(end)
 	}
-	for _, f := range c.cfg.Thresholds.Fields() {
+	for _, f := range c.cfg.Fields() {
 		if *c.set[f.Flag] {
 			req.Explicit = append(req.Explicit, f.Key)
 		}

@@ -22,7 +22,7 @@ func thresholdsTable() string {
 	var b strings.Builder
 	b.WriteString("| flag | `gate:` key | default | valid | meaning |\n|---|---|---|---|---|\n")
 	d := DefaultConfig()
-	for _, f := range d.Thresholds.Fields() {
+	for _, f := range d.Fields() {
 		fmt.Fprintf(&b, "| `--%s` | `%s` | `%s` | %s | %s |\n", f.Flag, f.Key, strconv.FormatFloat(*f.Value, 'g', -1, 64), f.RangeText(), f.Help)
 	}
 	return b.String()
