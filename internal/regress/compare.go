@@ -231,6 +231,13 @@ type Finding struct {
 	// whether it is large; if it is significant the check is inconclusive
 	// rather than a pass.
 	BelowResolution bool
+	// ShiftSized: the quantile's bucket could not size the change, and the
+	// scale change estimated from every bucket (Shift, see EstimateShift)
+	// decided Large and BelowResolution instead: large when its estimate
+	// reaches the ratio and MinAbsChange at the fitted quantile; not
+	// excluded while its interval's upper end does.
+	ShiftSized bool
+	Shift      Shift
 	// Enough: both arms have the requests this check needs, and it could
 	// be tested. Only such checks are gated.
 	Enough bool
@@ -321,18 +328,29 @@ func evaluate(base, cand Arm, th Thresholds, look Look) (Result, bool) {
 		al := align(base.Latency, cand.Latency)
 		b, c = al[0], al[1]
 	}
+	// The scale change from every bucket, fitted once and only when a
+	// quantile's bucket cannot size the change.
+	var shift *Shift
+	shiftOf := func() Shift {
+		if shift == nil {
+			s := EstimateShift(b, c, 1-th.Alpha)
+			shift = &s
+		}
+		return *shift
+	}
 	r.Findings = []Finding{
-		latencyFinding(CheckP50, 0.5, th.MinRequests.P50, th.MinRatio.P50, b, c, th),
-		latencyFinding(CheckP95, 0.95, th.MinRequests.P95, th.MinRatio.P95, b, c, th),
-		latencyFinding(CheckP99, 0.99, th.MinRequests.P99, th.MinRatio.P99, b, c, th),
+		latencyFinding(CheckP50, 0.5, th.MinRequests.P50, th.MinRatio.P50, b, c, th, shiftOf),
+		latencyFinding(CheckP95, 0.95, th.MinRequests.P95, th.MinRatio.P95, b, c, th, shiftOf),
+		latencyFinding(CheckP99, 0.99, th.MinRequests.P99, th.MinRatio.P99, b, c, th, shiftOf),
 		errorFinding(base, cand, th),
 	}
 	return r, true
 }
 
 // latencyFinding runs one quantile check on aligned histograms b and c
-// (empty when an arm has no latency data).
-func latencyFinding(check string, q, minN, minRatio float64, b, c Histogram, th Thresholds) Finding {
+// (empty when an arm has no latency data); shift fits the scale change from
+// every bucket when the quantile's bucket is too coarse.
+func latencyFinding(check string, q, minN, minRatio float64, b, c Histogram, th Thresholds, shift func() Shift) Finding {
 	f := Finding{Check: check, BaselineN: b.Total(), CandidateN: c.Total(), AdjustedP: math.NaN()}
 	f.Baseline, f.Candidate = Quantile(b, q), Quantile(c, q)
 	f.Ratio = safeDiv(f.Candidate, f.Baseline)
@@ -357,6 +375,17 @@ func latencyFinding(check string, q, minN, minRatio float64, b, c Histogram, th 
 	delta := f.Candidate - f.Baseline
 	f.Large = testable && f.Ratio >= minRatio && delta >= math.Max(th.MinAbsChange, f.Width)
 	f.BelowResolution = testable && !f.Large && f.Ratio >= minRatio && delta >= th.MinAbsChange && delta < f.Width
+	if testable && !f.Large && delta < f.Width {
+		// The bucket cannot size the change; every bucket may.
+		if s := shift(); s.Fits {
+			baseQ := s.Quantile(q)
+			large := s.Ratio >= minRatio && (s.Ratio-1)*baseQ >= th.MinAbsChange
+			open := s.High >= minRatio && (s.High-1)*baseQ >= th.MinAbsChange
+			f.ShiftSized, f.Shift = true, s
+			f.Large = large
+			f.BelowResolution = !large && (f.BelowResolution || open)
+		}
+	}
 	f.Enough = testable && math.Min(f.BaselineN, f.CandidateN) >= minN
 	return f
 }

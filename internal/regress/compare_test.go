@@ -70,11 +70,19 @@ func TestCompare(t *testing.T) {
 			checks: map[string]Verdict{CheckP50: Regression, CheckP95: Regression},
 		},
 		{
-			// Significant, but classic buckets cannot show a change as large
-			// as a bucket (40 ms around the median, 100 ms around P95).
-			name: "+20 %, classic: significant but within one bucket: inconclusive, not a pass", want: Inconclusive,
+			// The quantiles stay within one classic bucket (40 ms around the
+			// median, 100 ms around P95), but every bucket edge sizes the
+			// uniform scale change.
+			name: "+20 %, classic: within one bucket, sized from every bucket: regression", want: Regression,
 			base: arm(classic, 10000, 40, 0.6, 0), cand: arm(classic, 10000, 48, 0.6, 0),
-			checks: map[string]Verdict{CheckP50: Inconclusive, CheckP95: Inconclusive},
+			checks: map[string]Verdict{CheckP50: Regression, CheckP95: Regression},
+			reason: "scale ×1.2",
+		},
+		{
+			// A change of the spread is no scale change: the fit is refused
+			// and the bucket rule stays, which cannot size it.
+			name: "spread only, classic: the scale fit refuses: inconclusive, not a pass", want: Inconclusive,
+			base: arm(classic, 10000, 40, 0.6, 0), cand: arm(classic, 10000, 40, 0.75, 0),
 			reason: "too coarse to tell whether it is large",
 		},
 		{

@@ -36,6 +36,9 @@ func describe(f Finding, lv levels, th Thresholds) string {
 		}
 		what = fmt.Sprintf("%s %s → %s ms (%s, CI %s … %s%s)", label(f.Check),
 			fmtMs(f.Baseline), fmtMs(f.Candidate), fmtChange(f.Ratio), fmtChange(f.CILow), fmtChange(f.CIHigh), limited)
+		if f.ShiftSized {
+			what += fmt.Sprintf("; scale ×%s (CI ×%s … ×%s) from every bucket", fmtRatio(f.Shift.Ratio), fmtRatio(f.Shift.Low), fmtRatio(f.Shift.High))
+		}
 	}
 	return what + ", " + fmtPValue(f) + ": " + outcome(f, lv, th)
 }
@@ -63,6 +66,11 @@ func outcome(f Finding, lv levels, th Thresholds) string {
 
 // largeRule describes the practical-significance thresholds of a check.
 func largeRule(f Finding, th Thresholds) string {
+	width := f.Width
+	if f.ShiftSized {
+		width = 0 // sized from every bucket, not by one bucket's width
+	}
+	f.Width = width
 	switch f.Check {
 	case CheckErrors:
 		return fmt.Sprintf("+%s and ×%s", fmtPoints(th.ErrorRate.MinIncrease), fmtRatio(th.ErrorRate.MinRatio))
@@ -88,6 +96,9 @@ func need(f Finding, th Thresholds) string {
 		return "no traffic"
 	}
 	switch {
+	case f.Enough && f.BelowResolution && f.ShiftSized:
+		return fmt.Sprintf("significant change whose scale (×%s, up to ×%s) may still be large: wait for more data",
+			fmtRatio(f.Shift.Ratio), fmtRatio(f.Shift.High))
 	case f.Enough && f.BelowResolution:
 		return fmt.Sprintf("significant change of %s within one bucket (%s ms wide): too coarse to tell whether it is large; native histograms measure it",
 			fmtChange(f.Ratio), fmtMs(f.Width))
