@@ -82,44 +82,142 @@ func EstimateShift(b, c Histogram, conf float64) Shift {
 	if populatedFinite(bb) < 2 && populatedFinite(cb) < 2 {
 		return s
 	}
-	ll := func(x []float64) float64 {
-		mu, sigma, d := x[0], math.Exp(x[1]), x[2]
-		sum := 0.0
-		for _, arm := range []struct {
-			bins  []bin
-			shift float64
-		}{{bb, 0}, {cb, d}} {
-			for _, k := range arm.bins {
-				if k.n == 0 {
-					continue
-				}
-				sum += k.n * math.Log(math.Max(binProb(k, mu+arm.shift, sigma), 1e-300))
-			}
-		}
-		return sum
-	}
 	q50b, q50c := Quantile(b, 0.5), Quantile(c, 0.5)
 	spread := math.Log(Quantile(b, 0.84)/math.Max(Quantile(b, 0.16), 1e-9)) / 2
 	if math.IsNaN(spread) || math.IsInf(spread, 0) || spread <= 0 {
 		spread = 0.5
 	}
-	x0 := []float64{math.Log(q50b), math.Log(math.Min(math.Max(spread, 0.05), 3)), math.Log(q50c / q50b)}
-	for _, v := range x0 {
+	x := [3]float64{math.Log(q50b), math.Min(math.Max(spread, 0.05), 3), math.Log(q50c / q50b)}
+	for _, v := range x {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			return s
 		}
 	}
-	x := maximize(ll, x0, []float64{0.1, 0.1, 0.05})
-	s.Mu, s.Sigma = x[0], math.Exp(x[1])
-	se := math.Sqrt(shiftVariance(ll, x))
-	if math.IsNaN(se) || se <= 0 {
+	x, info, ok := fitScale(bb, cb, x)
+	if !ok {
 		return s
 	}
+	s.Mu, s.Sigma = x[0], x[1]
+	cov, ok := invert3(info)
+	if !ok || !(cov[2][2] > 0) {
+		return s
+	}
+	se := math.Sqrt(cov[2][2])
 	z := NormalQuantile(1 - (1-conf)/2)
 	s.Ratio, s.Low, s.High = math.Exp(x[2]), math.Exp(x[2]-z*se), math.Exp(x[2]+z*se)
 	s.FitP = fitP(bb, cb, s.Mu, s.Sigma, x[2])
 	s.Fits = !math.IsNaN(s.FitP) && s.FitP >= ShiftFitLevel
 	return s
+}
+
+// scaleLL returns the log-likelihood of the scale model at x = (μ, σ, d)
+// and, with derivatives, its gradient and Hessian.
+func scaleLL(bb, cb []bin, x [3]float64, derivatives bool) (ll float64, g [3]float64, h [3][3]float64) {
+	mu, sigma, d := x[0], x[1], x[2]
+	for arm, bins := range [][]bin{bb, cb} {
+		m := mu
+		if arm == 1 {
+			m += d
+		}
+		for _, k := range bins {
+			if k.n == 0 {
+				continue
+			}
+			za, zb := (k.lo-m)/sigma, (k.hi-m)/sigma
+			p := math.Max(binProb(k, m, sigma), 1e-300)
+			ll += k.n * math.Log(p)
+			if !derivatives {
+				continue
+			}
+			// φ(z), zφ(z), z²φ(z), z³φ(z) at both ends; all vanish at ±∞.
+			pa, pb := phiPowers(za), phiPowers(zb)
+			dm := -(pb[0] - pa[0]) / sigma
+			ds := -(pb[1] - pa[1]) / sigma
+			dmm := -(pb[1] - pa[1]) / (sigma * sigma)
+			dms := (-(pb[2] - pa[2]) + (pb[0] - pa[0])) / (sigma * sigma)
+			dss := (-((pb[3] - pb[1]) - (pa[3] - pa[1])) + (pb[1] - pa[1])) / (sigma * sigma)
+			// Parameters: μ moves both arms, d the candidate's only.
+			grad := [3]float64{dm, ds, 0}
+			hess := [3][3]float64{{dmm, dms, 0}, {dms, dss, 0}, {0, 0, 0}}
+			if arm == 1 {
+				grad[2] = dm
+				hess[0][2], hess[2][0], hess[2][2] = dmm, dmm, dmm
+				hess[1][2], hess[2][1] = dms, dms
+			}
+			for i := range 3 {
+				g[i] += k.n * grad[i] / p
+				for j := range 3 {
+					h[i][j] += k.n * (hess[i][j]/p - grad[i]*grad[j]/(p*p))
+				}
+			}
+		}
+	}
+	return ll, g, h
+}
+
+// phiPowers returns z^k·φ(z) for k = 0…3, zero at ±∞.
+func phiPowers(z float64) [4]float64 {
+	if math.IsInf(z, 0) {
+		return [4]float64{}
+	}
+	f := math.Exp(-z*z/2) / math.Sqrt(2*math.Pi)
+	return [4]float64{f, z * f, z * z * f, z * z * z * f}
+}
+
+// fitScale maximises the scale model's likelihood from x by Newton's method
+// with step halving, and returns the estimate with its observed
+// information (the negated Hessian).
+func fitScale(bb, cb []bin, x [3]float64) ([3]float64, [3][3]float64, bool) {
+	ll, g, h := scaleLL(bb, cb, x, true)
+	for range 100 {
+		neg := h
+		for i := range 3 {
+			for j := range 3 {
+				neg[i][j] = -h[i][j]
+			}
+		}
+		step := g // gradient ascent when the Hessian is not usable
+		if inv, ok := invert3(neg); ok {
+			var st [3]float64
+			for i := range 3 {
+				for j := range 3 {
+					st[i] += inv[i][j] * g[j]
+				}
+			}
+			if st[0]*g[0]+st[1]*g[1]+st[2]*g[2] > 0 {
+				step = st
+			}
+		}
+		improved := false
+		for t := 1.0; t > 1e-10; t /= 2 {
+			y := [3]float64{x[0] + t*step[0], x[1] + t*step[1], x[2] + t*step[2]}
+			if y[1] <= 1e-6 {
+				continue
+			}
+			if v, _, _ := scaleLL(bb, cb, y, false); v > ll {
+				done := math.Abs(v-ll) < 1e-10*(1+math.Abs(ll))
+				x = y
+				ll, g, h = scaleLL(bb, cb, x, true)
+				improved = !done
+				break
+			}
+		}
+		if !improved {
+			break
+		}
+	}
+	info := h
+	for i := range 3 {
+		for j := range 3 {
+			info[i][j] = -h[i][j]
+		}
+	}
+	for _, v := range x {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return x, info, false
+		}
+	}
+	return x, info, x[1] > 0
 }
 
 func populatedFinite(bs []bin) int {
@@ -130,58 +228,6 @@ func populatedFinite(bs []bin) int {
 		}
 	}
 	return n
-}
-
-// shiftVariance is the variance of the shift parameter (x[2]) from the
-// inverse of the observed information, by central differences.
-func shiftVariance(f func([]float64) float64, x []float64) float64 {
-	const n = 3
-	h := []float64{1e-4, 1e-4, 1e-4}
-	var hess [n][n]float64
-	at := func(dx ...float64) float64 {
-		y := make([]float64, n)
-		for i := range y {
-			y[i] = x[i] + dx[i]
-		}
-		return f(y)
-	}
-	f0 := f(x)
-	for i := range n {
-		for j := i; j < n; j++ {
-			di, dj := make([]float64, n), make([]float64, n)
-			di[i], dj[j] = h[i], h[j]
-			var v float64
-			if i == j {
-				v = (at(di...) - 2*f0 + at(neg(di)...)) / (h[i] * h[i])
-			} else {
-				pp, pm := add(di, dj), add(di, neg(dj))
-				mp, mm := add(neg(di), dj), add(neg(di), neg(dj))
-				v = (at(pp...) - at(pm...) - at(mp...) + at(mm...)) / (4 * h[i] * h[j])
-			}
-			hess[i][j], hess[j][i] = -v, -v
-		}
-	}
-	inv, ok := invert3(hess)
-	if !ok {
-		return math.NaN()
-	}
-	return inv[2][2]
-}
-
-func neg(v []float64) []float64 {
-	out := make([]float64, len(v))
-	for i, x := range v {
-		out[i] = -x
-	}
-	return out
-}
-
-func add(a, b []float64) []float64 {
-	out := make([]float64, len(a))
-	for i := range a {
-		out[i] = a[i] + b[i]
-	}
-	return out
 }
 
 // invert3 inverts a 3×3 matrix; ok is false when it is singular.
@@ -247,93 +293,6 @@ func fitP(bb, cb []bin, mu, sigma, d float64) float64 {
 		return math.NaN()
 	}
 	return chiSquareSF(x2, float64(df))
-}
-
-// maximize maximizes f from x0 with the Nelder–Mead simplex (initial steps
-// step).
-func maximize(f func([]float64) float64, x0, step []float64) []float64 {
-	n := len(x0)
-	type pt struct {
-		x []float64
-		v float64
-	}
-	g := func(x []float64) float64 {
-		v := f(x)
-		if math.IsNaN(v) {
-			return math.Inf(-1)
-		}
-		return v
-	}
-	simplex := make([]pt, n+1)
-	simplex[0] = pt{append([]float64(nil), x0...), g(x0)}
-	for i := range n {
-		x := append([]float64(nil), x0...)
-		x[i] += step[i]
-		simplex[i+1] = pt{x, g(x)}
-	}
-	sortDesc := func() {
-		for i := 1; i < len(simplex); i++ {
-			for j := i; j > 0 && simplex[j].v > simplex[j-1].v; j-- {
-				simplex[j], simplex[j-1] = simplex[j-1], simplex[j]
-			}
-		}
-	}
-	along := func(c []float64, w []float64, t float64) []float64 {
-		out := make([]float64, n)
-		for i := range out {
-			out[i] = c[i] + t*(w[i]-c[i])
-		}
-		return out
-	}
-	for iter := 0; iter < 2000; iter++ {
-		sortDesc()
-		if math.Abs(simplex[0].v-simplex[n].v) <= 1e-10*(1+math.Abs(simplex[0].v)) {
-			spread := 0.0
-			for i := range n {
-				spread = math.Max(spread, math.Abs(simplex[0].x[i]-simplex[n].x[i]))
-			}
-			if spread < 1e-7 {
-				break
-			}
-		}
-		centroid := make([]float64, n)
-		for _, p := range simplex[:n] {
-			for i := range centroid {
-				centroid[i] += p.x[i] / float64(n)
-			}
-		}
-		worst := simplex[n]
-		r := along(centroid, worst.x, -1)
-		rv := g(r)
-		switch {
-		case rv > simplex[0].v:
-			e := along(centroid, worst.x, -2)
-			if ev := g(e); ev > rv {
-				simplex[n] = pt{e, ev}
-			} else {
-				simplex[n] = pt{r, rv}
-			}
-		case rv > simplex[n-1].v:
-			simplex[n] = pt{r, rv}
-		default:
-			t := 0.5
-			if rv > worst.v {
-				t = -0.5
-			}
-			k := along(centroid, worst.x, t)
-			if kv := g(k); kv > math.Max(rv, worst.v) {
-				simplex[n] = pt{k, kv}
-				continue
-			}
-			best := simplex[0].x
-			for i := 1; i <= n; i++ {
-				x := along(best, simplex[i].x, 0.5)
-				simplex[i] = pt{x, g(x)}
-			}
-		}
-	}
-	sortDesc()
-	return simplex[0].x
 }
 
 // chiSquareSF is the upper tail of the chi-square distribution with df

@@ -102,3 +102,36 @@ func TestEstimateShiftCoverage(t *testing.T) {
 	require.GreaterOrEqual(t, fits, runs*95/100, "the true model fits")
 	require.GreaterOrEqual(t, float64(covered)/float64(fits), 0.97, "coverage of the 99 %% interval: %d/%d", covered, fits)
 }
+
+// TestScaleLLDerivatives: the analytic gradient and Hessian agree with
+// central differences of the likelihood.
+func TestScaleLLDerivatives(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	b := drawShape(recipeBounds, 2000, func() float64 { return 40 * math.Exp(0.6*r.NormFloat64()) })
+	c := drawShape(recipeBounds, 2000, func() float64 { return 55 * math.Exp(0.6*r.NormFloat64()) })
+	bb, cb := logBins(b), logBins(c)
+	x := [3]float64{math.Log(38), 0.7, 0.25}
+	_, g, h := scaleLL(bb, cb, x, true)
+	const eps = 1e-5
+	for i := range 3 {
+		xp, xm := x, x
+		xp[i] += eps
+		xm[i] -= eps
+		lp, gp, _ := scaleLL(bb, cb, xp, true)
+		lm, gm, _ := scaleLL(bb, cb, xm, true)
+		require.InDelta(t, (lp-lm)/(2*eps), g[i], 1e-4*(1+math.Abs(g[i])), "gradient %d", i)
+		for j := range 3 {
+			require.InDelta(t, (gp[j]-gm[j])/(2*eps), h[i][j], 1e-3*(1+math.Abs(h[i][j])), "hessian %d,%d", i, j)
+		}
+	}
+}
+
+func BenchmarkEstimateShift(b *testing.B) {
+	r := rand.New(rand.NewPCG(13, 14))
+	base := drawShape(recipeBounds, 3000, func() float64 { return 40 * math.Exp(0.6*r.NormFloat64()) })
+	cand := drawShape(recipeBounds, 3000, func() float64 { return 48 * math.Exp(0.6*r.NormFloat64()) })
+	b.ReportAllocs()
+	for b.Loop() {
+		EstimateShift(base, cand, 0.99)
+	}
+}
