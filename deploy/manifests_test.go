@@ -65,9 +65,9 @@ func (o *object) key() string {
 // kind, with a constructor of the local struct they decode into.
 var crdTypes = map[schema.GroupVersionKind]func() runtime.Object{
 	{Group: "monitoring.coreos.com", Version: "v1", Kind: "ServiceMonitor"}: func() runtime.Object { return &serviceMonitor{} },
-	{Group: "argoproj.io", Version: "v1alpha1", Kind: "AnalysisTemplate"}:  func() runtime.Object { return &analysisTemplate{} },
-	{Group: "argoproj.io", Version: "v1alpha1", Kind: "Rollout"}:           func() runtime.Object { return &rollout{} },
-	{Group: "flagger.app", Version: "v1beta1", Kind: "Canary"}:             func() runtime.Object { return &canary{} },
+	{Group: "argoproj.io", Version: "v1alpha1", Kind: "AnalysisTemplate"}:   func() runtime.Object { return &analysisTemplate{} },
+	{Group: "argoproj.io", Version: "v1alpha1", Kind: "Rollout"}:            func() runtime.Object { return &rollout{} },
+	{Group: "flagger.app", Version: "v1beta1", Kind: "Canary"}:              func() runtime.Object { return &canary{} },
 }
 
 // newTyped returns an empty value of the type of gvk.
