@@ -147,7 +147,8 @@ func buildBinary(t *testing.T) string {
 		script := outputFlag.ReplaceAllString(run.args, "${1}-o "+built.path)
 		cmd := exec.Command("sh", "-c", script)
 		cmd.Dir = root
-		cmd.Env = append(os.Environ(),
+		// The image's build runs with no GOFLAGS; so does this one.
+		cmd.Env = append(os.Environ(), "GOFLAGS=",
 			"VERSION="+built.version, "REVISION="+built.revision,
 			"TARGETOS="+runtime.GOOS, "TARGETARCH="+runtime.GOARCH)
 		out, err := cmd.CombinedOutput()
