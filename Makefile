@@ -7,7 +7,11 @@ LDFLAGS  := -X github.com/spanwatch/spanwatch/internal/buildinfo.Version=$(VERSI
 GOLANGCI_LINT_VERSION ?= v2.15.0
 FUZZTIME ?= 60s
 
-.PHONY: build test bench lint fuzz ui run
+IMAGE    ?= spanwatch:$(VERSION)
+# docker, else podman; override with CONTAINER_ENGINE=...
+CONTAINER_ENGINE ?= $(shell command -v docker 2>/dev/null || command -v podman 2>/dev/null)
+
+.PHONY: build test bench lint fuzz ui run image
 
 # The web UI bundle (npm + esbuild), embedded by go:embed; without it the
 # binary serves a page that says how to build it.
@@ -19,6 +23,14 @@ run: ui
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/spanwatch
+
+# The container image (Dockerfile): UI bundle, static binary, distroless
+# nonroot runtime. go test ./deploy runs the same Go build without an engine.
+image:
+	@if [ -z "$(CONTAINER_ENGINE)" ]; then \
+	  echo "make image: neither docker nor podman found on PATH (set CONTAINER_ENGINE)" >&2; exit 1; \
+	fi
+	$(CONTAINER_ENGINE) build --build-arg VERSION=$(VERSION) --build-arg REVISION=$(REVISION) -t $(IMAGE) .
 
 test:
 	$(GO) test -race ./...
