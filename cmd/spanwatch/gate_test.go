@@ -82,15 +82,20 @@ func TestGateEndToEnd(t *testing.T) {
 			require.Equal(t, gateRegression, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
 			require.Contains(t, out, "POST /charge")
 			require.Regexp(t, `POST /charge .*regression`, out)
+			// Notes are in the report on stdout, once, and not in the
+			// progress on stderr.
+			require.Equal(t, 1, strings.Count(out, "note: reading "), out)
+			require.NotContains(t, errOut, "note:")
 			if name == "seconds" {
-				require.Contains(t, errOut, "traces_span_metrics_duration_seconds")
+				require.Contains(t, out, "traces_span_metrics_duration_seconds")
 				require.Regexp(t, `POST /charge\s+\d+ / \d+\s+\d\d\.\d → \d\d\.\d`, out, "latencies in milliseconds")
 			}
 
 			// The tricky operation alone, and the auto-detected versions.
 			code, out, errOut = runGate(t, url, "--service=checkout", "--operation="+trickyOp, "--max-wait=0s", "--format=json")
 			require.Equal(t, gatePass, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
-			require.Contains(t, errOut, `comparing the older "v1" (baseline) with the newer "v2" (candidate)`)
+			require.Contains(t, out, `comparing the older \"v1\" (baseline) with the newer \"v2\" (candidate)`)
+			require.NotContains(t, errOut, "comparing the older")
 			require.Contains(t, out, `"verdict": "pass"`)
 			require.Contains(t, out, strings.ReplaceAll(strings.ReplaceAll(trickyOp, `\`, `\\`), `"`, `\"`))
 		})
@@ -216,7 +221,7 @@ func TestGateAgainstScrapingPrometheus(t *testing.T) {
 			require.Equal(t, gateRegression, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
 			require.Regexp(t, `POST /charge .*regression`, out)
 			require.Contains(t, out, s.latency)
-			require.Contains(t, errOut, "reading "+calls)
+			require.Contains(t, out, "note: reading "+calls)
 		})
 	}
 }
@@ -249,13 +254,13 @@ func TestGateOffsetAndRangeModes(t *testing.T) {
 	url := "--url=http://" + s.App.WebAddr().String()
 	code, out, errOut := runGate(t, url, "--service=checkout", "--baseline-offset=5m", "--window=4m", "--max-wait=0s")
 	require.Equal(t, gateRegression, code, "stdout:\n%s\nstderr:\n%s", out, errOut)
-	require.Contains(t, errOut, "daily traffic patterns", "offset mode warns about confounding")
+	require.Contains(t, out, "daily traffic patterns", "offset mode warns about confounding")
 	require.Contains(t, out, "offset 5m")
-	require.Contains(t, errOut, "offset mode: a change counts from P50 ×1.2, P95 ×1.2, P99 ×1.3")
+	require.Contains(t, out, "offset mode: a change counts from P50 ×1.2, P95 ×1.2, P99 ×1.3")
 	// A flag given on the command line is kept as it is.
-	code, _, errOut = runGate(t, url, "--service=checkout", "--baseline-offset=5m", "--window=4m", "--max-wait=0s", "--min-ratio-p95=1.05")
+	code, out, errOut = runGate(t, url, "--service=checkout", "--baseline-offset=5m", "--window=4m", "--max-wait=0s", "--min-ratio-p95=1.05")
 	require.Equal(t, gateRegression, code, errOut)
-	require.Contains(t, errOut, "offset mode: a change counts from P50 ×1.2, P95 ×1.05, P99 ×1.3")
+	require.Contains(t, out, "offset mode: a change counts from P50 ×1.2, P95 ×1.05, P99 ×1.3")
 	// The compare API decides offset mode with the same thresholds.
 	code, out, errOut = runGate(t, url, "--service=checkout", "--baseline-offset=5m", "--window=4m", "--max-wait=0s", "--format=json")
 	require.Equal(t, gateRegression, code, errOut)
@@ -353,7 +358,7 @@ func TestGateAutoWaitsForTheSecondVersion(t *testing.T) {
 		t.Fatal("the gate did not finish")
 	}
 	require.Equal(t, gateRegression, code, "stdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
-	require.Contains(t, stderr.String(), `comparing the older "v1" (baseline) with the newer "v2" (candidate)`)
+	require.Contains(t, stdout.String(), `note: two versions served traffic: comparing the older "v1" (baseline) with the newer "v2" (candidate)`)
 	require.Regexp(t, `POST /charge .*regression`, stdout.String())
 }
 

@@ -51,6 +51,8 @@ func newServeCmd(a *kingpin.Application) *serveCmd {
 		Default("16MiB").BytesVar(&c.maxRequest)
 	cmd.Flag("metrics.listen-address", "Address of the span-metrics exposition (/metrics), the port Prometheus scrapes.").
 		Default(c.opts.MetricsAddress).StringVar(&c.opts.MetricsAddress)
+	cmd.Flag("metrics.created-timestamps", "Serve a new series' counts at once, with created timestamps (protobuf; OpenMetrics _created lines), instead of at 0 for one flush interval first. Only for a scraper that ingests them, e.g. Prometheus with --enable-feature=created-timestamp-zero-ingestion: any other loses the first spans of each new series.").
+		BoolVar(&c.opts.MetricsCreatedTimestamps)
 	cmd.Flag("web.listen-address", "Address of spanwatch's own /metrics, health endpoints and API.").
 		Default(c.opts.WebAddress).StringVar(&c.opts.WebAddress)
 	cmd.Flag("web.enable-pprof", "Serve Go profiling endpoints under /debug/pprof/ on the web address.").

@@ -41,6 +41,10 @@ type Options struct {
 	Ingest ingest.Config
 	// MetricsAddress serves the span-metrics exposition (/metrics).
 	MetricsAddress string
+	// MetricsCreatedTimestamps serves a new series' counts at once, with
+	// created timestamps, to scrapers negotiating protobuf or OpenMetrics,
+	// for scrapers that ingest them (see export.ExpositionOptions).
+	MetricsCreatedTimestamps bool
 	// WebAddress serves the Prometheus-compatible API (/api/v1/*), the UI,
 	// spanwatch's own /metrics and the health endpoints (and POST /-/reload
 	// with EnableLifecycle).
@@ -171,7 +175,7 @@ func New(opts Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.expo = export.NewExposition(a.reg)
+	a.expo = export.NewExposition(export.ExpositionOptions{CreatedTimestamps: opts.MetricsCreatedTimestamps, Registerer: a.reg})
 	a.sinks = append(a.sinks, a.expo)
 	if err := a.newStorage(); err != nil {
 		return nil, err

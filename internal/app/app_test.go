@@ -364,3 +364,28 @@ func TestOTLPJSON(t *testing.T) {
 	require.Equal(t, 14.0, sumCounter(scrape(t, a)["traces_span_metrics_calls_total"],
 		map[string]string{"service_name": "json-svc", "span_kind": "SPAN_KIND_CONSUMER"}))
 }
+
+// TestMetricsCreatedTimestamps: with the option, a new series' counts are
+// on /metrics after one flush for OpenMetrics (with _created lines), while
+// the text format still shows it at zero first.
+func TestMetricsCreatedTimestamps(t *testing.T) {
+	a := startApp(t, nil, func(o *app.Options) { o.MetricsCreatedTimestamps = true })
+	require.NoError(t, exporters(t, a)["http"].ExportSpans(context.Background(), spantest.Spans(
+		spantest.Stub{Service: "s", Name: "a", Dur: time.Millisecond, Kind: trace.SpanKindServer})))
+	a.Flush()
+	get := func(accept string) string {
+		req, err := http.NewRequest(http.MethodGet, "http://"+a.MetricsAddr().String()+"/metrics", nil)
+		require.NoError(t, err)
+		req.Header.Set("Accept", accept)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return string(b)
+	}
+	om := get("application/openmetrics-text;version=1.0.0")
+	require.Regexp(t, `(?m)^traces_span_metrics_calls_total\{[^}]*service_name="s"[^}]*\} 1\.0$`, om)
+	require.Contains(t, om, "traces_span_metrics_calls_created{")
+	require.Equal(t, 0.0, sumCounter(scrape(t, a)["traces_span_metrics_calls_total"], map[string]string{"service_name": "s"}), "text: zero first")
+}

@@ -79,7 +79,7 @@ func labels(m *dto.Metric) map[string]string {
 
 func TestContentNegotiation(t *testing.T) {
 	a, _ := snapshotWith(t, true, time.Millisecond)
-	e := NewExposition(prometheus.NewRegistry())
+	e := NewExposition(ExpositionOptions{Registerer: prometheus.NewRegistry()})
 	e.ConsumeSnapshot(a.Snapshot(time.Now()))
 	e.ConsumeSnapshot(a.Snapshot(time.Now()))
 	srv := httptest.NewServer(e.Handler())

@@ -8,6 +8,7 @@ import (
 	"math"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spanwatch/spanwatch/internal/regress"
 )
@@ -50,6 +51,9 @@ func (r row) verdictText() string {
 	return r.verdict.String()
 }
 
+// serviceRow names the row of the service as a whole.
+const serviceRow = "(service)"
+
 func rows(rep *Report) []row {
 	mk := func(name string, r regress.Result) row {
 		q := map[string]regress.Finding{}
@@ -58,12 +62,10 @@ func rows(rep *Report) []row {
 		}
 		return row{name: name, res: r, q: q, verdict: r.Verdict, reasonTxt: r.Reason}
 	}
-	out := []row{mk("(service)", rep.Result.Service)}
-	single := len(rep.Result.Operations) == 1
+	out := []row{mk(serviceRow, rep.Result.Service)}
 	for _, o := range rep.Result.Operations {
 		r := mk(o.Name, o.Result)
-		// With one operation the service's family decides for it too.
-		r.flagged = o.Verdict == regress.Regression && !o.Gates && !single
+		r.flagged = o.Verdict == regress.Regression && !o.Gates
 		out = append(out, r)
 	}
 	return out
@@ -104,6 +106,13 @@ func change(r row, check string) string {
 	return s
 }
 
+func errorRates(r row) string {
+	if f, ok := r.q[regress.CheckErrors]; ok {
+		return fmt.Sprintf("%.2f → %.2f", f.Baseline*100, f.Candidate*100)
+	}
+	return "–"
+}
+
 func pvalue(p float64) string {
 	switch {
 	case math.IsNaN(p):
@@ -124,71 +133,233 @@ func minP(r row) float64 {
 	return p
 }
 
-func header(rep *Report) string {
+// title is the first line of every human output.
+func title(rep *Report) string {
+	return fmt.Sprintf("spanwatch gate: %s — %s", rep.Service, strings.ToUpper(rep.Verdict.String()))
+}
+
+// headerLines say what the report compared and how: the arms, the looks,
+// the source of the latencies, then the notes, one line each.
+func headerLines(rep *Report) []string {
 	src := "classic buckets"
 	if rep.Native {
 		src = "native histograms"
 	}
-	return fmt.Sprintf("spanwatch gate: %s — %s\nbaseline:  %s\ncandidate: %s\n%d look(s) of %d planned, waited %s; latencies from %s",
-		rep.Service, strings.ToUpper(rep.Verdict.String()), rep.Baseline, rep.Candidate, rep.Looks, rep.PlannedLooks,
-		rep.Waited.Round(1e9), src)
+	looks := "looks"
+	if rep.Looks == 1 {
+		looks = "look"
+	}
+	out := []string{
+		"baseline:  " + rep.Baseline,
+		"candidate: " + rep.Candidate,
+		fmt.Sprintf("%d %s of %d planned, waited %s; latencies from %s", rep.Looks, looks, rep.PlannedLooks, rep.Waited.Round(time.Second), src),
+	}
+	for _, n := range rep.Notes {
+		out = append(out, "note: "+n)
+	}
+	return out
 }
 
+// opLine is the line of a regressed or flagged row under the table.
+type opLine struct {
+	name    string
+	flagged bool
+	// check is the decisive check in words.
+	check string
+}
+
+// opLines lists the rows that fail the gate or are flagged: the service
+// as a whole when it regressed (unless its only operation says the same),
+// then the operations in the result's order (regressions first, by
+// impact).
+func opLines(rep *Report) []opLine {
+	var out []opLine
+	rs := rows(rep)
+	if len(rs) == 2 {
+		rs = rs[1:]
+	}
+	for _, r := range rs {
+		if r.verdict == regress.Regression {
+			out = append(out, opLine{name: r.name, flagged: r.flagged, check: decisive(r.res.Findings)})
+		}
+	}
+	return out
+}
+
+// text renders the line after the row's name.
+func (l opLine) text() string {
+	if l.flagged {
+		return "flagged — " + l.check + ": significant at the false-discovery rate, not family-wise, so it does not fail the gate"
+	}
+	return "regression — " + l.check
+}
+
+// decisive renders the regressed check with the smallest adjusted p-value,
+// and names the other regressed checks.
+func decisive(fs []regress.Finding) string {
+	best := -1
+	for i, f := range fs {
+		if f.Verdict == regress.Regression && (best < 0 || f.AdjustedP < fs[best].AdjustedP) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return "a check is significant family-wise and large"
+	}
+	var also []string
+	for i, f := range fs {
+		if i != best && f.Verdict == regress.Regression {
+			also = append(also, checkName(f.Check))
+		}
+	}
+	s := fs[best].Evidence()
+	if len(also) > 0 {
+		s += "; also " + strings.Join(also, ", ")
+	}
+	return s
+}
+
+func checkName(check string) string {
+	switch check {
+	case regress.CheckP50, regress.CheckP95, regress.CheckP99:
+		return strings.ToUpper(check)
+	}
+	return check
+}
+
+// verdictLine says what decided the gate, starting with the verdict, with
+// the operations' names rendered by name. A regression names what failed
+// the gate (the lines above show their checks); otherwise the service
+// decides, and its reason says why.
+func verdictLine(rep *Report, name func(string) string) string {
+	res := rep.Result
+	if res.Verdict != regress.Regression {
+		if res.Service.Reason != "" {
+			return res.Service.Reason
+		}
+		return res.Reason
+	}
+	var gating []string
+	for _, o := range res.Operations {
+		if o.Gates {
+			gating = append(gating, name(o.Name))
+		}
+	}
+	if len(res.Operations) == 1 && len(gating) == 1 {
+		return "regression in " + gating[0]
+	}
+	var parts []string
+	if res.Service.Verdict == regress.Regression {
+		parts = append(parts, "of the service as a whole")
+	}
+	switch len(gating) {
+	case 0:
+	case 1:
+		parts = append(parts, "in operation "+gating[0])
+	default:
+		parts = append(parts, "in operations "+strings.Join(gating, ", "))
+	}
+	s := "regression " + strings.Join(parts, " and ")
+	if res.Service.Verdict != regress.Regression {
+		s += " (the service as a whole: " + res.Service.Verdict.String() + ")"
+	}
+	return s
+}
+
+func plainName(s string) string { return s }
+
+// writeTable renders one header, the table, a line per regressed or
+// flagged operation and the verdict: stdout alone tells the whole story,
+// each note once.
 func writeTable(w io.Writer, rep *Report) error {
-	fmt.Fprintln(w, header(rep))
-	for _, n := range rep.Notes {
-		fmt.Fprintf(w, "note: %s\n", n)
+	fmt.Fprintln(w, title(rep))
+	for _, l := range headerLines(rep) {
+		fmt.Fprintln(w, l)
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "OPERATION\tREQUESTS\tP50 ms\tP95 ms\tP99 ms\tP95 CHANGE (CI)\tERRORS %\tP (adj.)\tVERDICT")
 	for _, r := range rows(rep) {
-		errs := "–"
-		if f, ok := r.q["errors"]; ok {
-			errs = fmt.Sprintf("%.2f → %.2f", f.Baseline*100, f.Candidate*100)
-		}
 		fmt.Fprintf(tw, "%s\t%.0f / %.0f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.name,
 			r.res.BaselineRequests, r.res.CandidateRequests, quantiles(r, "p50"), quantiles(r, "p95"), quantiles(r, "p99"),
-			change(r, "p95"), errs, pvalue(minP(r)), r.verdictText())
+			change(r, "p95"), errorRates(r), pvalue(minP(r)), r.verdictText())
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	fmt.Fprintln(w)
-	for _, r := range rows(rep) {
-		if r.reasonTxt != "" {
-			fmt.Fprintf(w, "%s: %s\n", r.name, r.reasonTxt)
-		}
+	for _, l := range opLines(rep) {
+		fmt.Fprintf(w, "%s: %s\n", l.name, l.text())
+		// An operation's attribution (where in its trace the change
+		// lies) belongs on the lines right under its own.
 	}
-	fmt.Fprintf(w, "verdict: %s\n", rep.Result.Reason)
-	return nil
+	_, err := fmt.Fprintf(w, "verdict: %s\n", verdictLine(rep, plainName))
+	return err
 }
 
+// writeMarkdown renders the table's story in Markdown (a CI summary or a
+// pull-request comment).
 func writeMarkdown(w io.Writer, rep *Report) error {
-	fmt.Fprintf(w, "### spanwatch gate: `%s` — **%s**\n\n", rep.Service, strings.ToUpper(rep.Verdict.String()))
-	fmt.Fprintf(w, "%s\n\n", rep.Result.Reason)
-	fmt.Fprintf(w, "- baseline: `%s`\n- candidate: `%s`\n", rep.Baseline, rep.Candidate)
-	for _, n := range rep.Notes {
-		fmt.Fprintf(w, "- note: %s\n", n)
+	fmt.Fprintf(w, "### spanwatch gate: %s — **%s**\n\n", mdCode(rep.Service), strings.ToUpper(rep.Verdict.String()))
+	fmt.Fprintf(w, "- baseline: %s\n- candidate: %s\n", mdCode(rep.Baseline), mdCode(rep.Candidate))
+	for _, l := range headerLines(rep)[2:] {
+		fmt.Fprintf(w, "- %s\n", mdEscape(l))
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| operation | requests (base / cand) | P50 ms | P95 ms | P99 ms | P95 change (CI) | errors % | p (adj.) | verdict |")
 	fmt.Fprintln(w, "|---|---|---|---|---|---|---|---|---|")
 	for _, r := range rows(rep) {
-		errs := "–"
-		if f, ok := r.q["errors"]; ok {
-			errs = fmt.Sprintf("%.2f → %.2f", f.Baseline*100, f.Candidate*100)
-		}
-		fmt.Fprintf(w, "| %s | %.0f / %.0f | %s | %s | %s | %s | %s | %s | %s |\n", mdEscape(r.name),
+		fmt.Fprintf(w, "| %s | %.0f / %.0f | %s | %s | %s | %s | %s | %s | %s |\n", mdCell(r.name),
 			r.res.BaselineRequests, r.res.CandidateRequests, quantiles(r, "p50"), quantiles(r, "p95"), quantiles(r, "p99"),
-			change(r, "p95"), errs, pvalue(minP(r)), r.verdictText())
+			change(r, "p95"), errorRates(r), pvalue(minP(r)), r.verdictText())
 	}
 	fmt.Fprintln(w)
-	return nil
+	if ls := opLines(rep); len(ls) > 0 {
+		for _, l := range ls {
+			fmt.Fprintf(w, "- %s: %s\n", mdCode(l.name), mdEscape(l.text()))
+			// An operation's attribution goes in a nested list item here.
+		}
+		fmt.Fprintln(w)
+	}
+	_, err := fmt.Fprintf(w, "**Verdict:** %s\n\n", verdictLine(rep, mdCode))
+	return err
 }
 
+// mdEscape keeps text on one line and makes Markdown's inline markers
+// literal: backslashes, backticks, emphasis, links and HTML tags
+// (underscores inside words, as in metric names, are literal already).
 func mdEscape(s string) string {
-	return strings.NewReplacer("|", `\|`, "\n", " ").Replace(s)
+	var b strings.Builder
+	for i, r := range s {
+		switch {
+		case r == '\n':
+			b.WriteByte(' ')
+			continue
+		case strings.ContainsRune("\\`*[", r):
+			b.WriteByte('\\')
+		case r == '<' && i+1 < len(s) && s[i+1] != ' ':
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// mdCell is text in a table cell, where a pipe ends the cell.
+func mdCell(s string) string { return strings.ReplaceAll(mdEscape(s), "|", `\|`) }
+
+// mdCode renders a name as inline code, with a fence longer than any run
+// of backticks in it.
+func mdCode(s string) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	fence := "`"
+	for strings.Contains(s, fence) {
+		fence += "`"
+	}
+	if strings.HasPrefix(s, "`") || strings.HasSuffix(s, "`") {
+		return fence + " " + s + " " + fence
+	}
+	return fence + s + fence
 }
 
 type junitSuites struct {
@@ -202,6 +373,8 @@ type junitSui struct {
 	Failures int         `xml:"failures,attr"`
 	Skipped  int         `xml:"skipped,attr"`
 	Cases    []junitCase `xml:"testcase"`
+	// SystemOut holds the header and the verdict line.
+	SystemOut string `xml:"system-out,omitempty"`
 }
 
 type junitCase struct {
@@ -217,24 +390,31 @@ type junitMessage struct {
 	Text    string `xml:",chardata"`
 }
 
+// writeJUnit renders one test case per row: a regression fails with its
+// decisive check as the message and every check's reason as the text, an
+// inconclusive row is skipped, a flagged or passing one passes and says
+// why. The suite's output holds the header and the verdict.
 func writeJUnit(w io.Writer, rep *Report) error {
 	s := junitSui{Name: "spanwatch gate " + rep.Service}
 	for _, r := range rows(rep) {
-		c := junitCase{Name: r.name, ClassName: rep.Service, SystemOut: r.reasonTxt}
+		c := junitCase{Name: r.name, ClassName: rep.Service}
 		switch {
 		case r.flagged:
-			// Looks regressed, not significant family-wise: a passing case
-			// whose output says so.
+			c.SystemOut = opLine{flagged: true, check: decisive(r.res.Findings)}.text()
 		case r.verdict == regress.Regression:
-			c.Failure = &junitMessage{Message: r.reasonTxt, Text: r.reasonTxt}
+			c.Failure = &junitMessage{Message: opLine{check: decisive(r.res.Findings)}.text(), Text: checkReasons(r)}
 			s.Failures++
 		case r.verdict == regress.Inconclusive:
 			c.Skipped = &junitMessage{Message: r.reasonTxt}
 			s.Skipped++
+		default:
+			c.SystemOut = r.reasonTxt
 		}
 		s.Cases = append(s.Cases, c)
 		s.Tests++
 	}
+	out := append([]string{title(rep)}, headerLines(rep)...)
+	s.SystemOut = strings.Join(append(out, "verdict: "+verdictLine(rep, plainName)), "\n")
 	if _, err := io.WriteString(w, xml.Header); err != nil {
 		return err
 	}
@@ -245,6 +425,18 @@ func writeJUnit(w io.Writer, rep *Report) error {
 	}
 	_, err := io.WriteString(w, "\n")
 	return err
+}
+
+// checkReasons lists every check of a row with its reason, one a line.
+func checkReasons(r row) string {
+	if len(r.res.Findings) == 0 {
+		return r.reasonTxt
+	}
+	lines := make([]string, len(r.res.Findings))
+	for i, f := range r.res.Findings {
+		lines[i] = f.Reason
+	}
+	return strings.Join(lines, "\n")
 }
 
 // jsonFinding mirrors regress.Finding with NaN as null.

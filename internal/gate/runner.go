@@ -19,7 +19,8 @@ import (
 type Options struct {
 	// API is the Prometheus-compatible API the arms are read from.
 	API v1.API
-	// Progress receives one line per look; nil discards.
+	// Progress receives one line per look; nil discards. Notes are in the
+	// report, not here.
 	Progress io.Writer
 	// Rollback, when set, is undone after a regression verdict (and only
 	// then); the report says what it did.
@@ -80,21 +81,16 @@ func Run(ctx context.Context, p *Plan, o Options) (*Report, error) {
 	}
 	start := o.Now()
 	src := &Source{API: o.API, Service: p.Service, SpanKind: p.SpanKind, Operations: p.Operations}
-	var notes []string
-	addNote := func(n string) {
-		notes = append(notes, n)
-		fmt.Fprintf(o.Progress, "note: %s\n", n)
-	}
-	for _, n := range p.Notes {
-		addNote(n)
-	}
+	// Notes go into the report only, whose outputs print each once; the
+	// progress lines are the looks.
+	notes := slices.Clone(p.Notes)
 	series, note, err := src.ResolveSeries(ctx, p.Naming, p.Namespace, p.Unit, start)
 	if err != nil {
 		return nil, err
 	}
 	src.Series = series
 	if note != "" {
-		addNote(note)
+		notes = append(notes, note)
 	}
 	base, cand := p.Baseline, p.Candidate
 	maxWait := p.Config.MaxWait
@@ -109,7 +105,7 @@ func Run(ctx context.Context, p *Plan, o Options) (*Report, error) {
 			return rep, nil
 		}
 		base, cand = VersionArm(vs[0].Name), VersionArm(vs[1].Name)
-		addNote(fmt.Sprintf("two versions served traffic: comparing the older %q (baseline) with the newer %q (candidate)", vs[0].Name, vs[1].Name))
+		notes = append(notes, fmt.Sprintf("two versions served traffic: comparing the older %q (baseline) with the newer %q (candidate)", vs[0].Name, vs[1].Name))
 		// The wait for the second version counts towards max_wait.
 		maxWait = max(0, maxWait-o.Now().Sub(start))
 	}

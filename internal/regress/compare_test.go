@@ -191,7 +191,7 @@ func TestCompare(t *testing.T) {
 				require.Equal(t, want, f.Verdict, f.Reason)
 			}
 			for _, f := range r.Findings {
-				require.Contains(t, f.Reason, map[Verdict]string{Pass: ": no regression", Regression: ": regression", Inconclusive: ": inconclusive"}[f.Verdict])
+				require.Contains(t, f.Reason, map[Verdict]string{Pass: ": no regression", Regression: ": significant and large", Inconclusive: ": inconclusive"}[f.Verdict])
 			}
 		})
 	}
@@ -218,7 +218,7 @@ func TestCompareFindingEvidence(t *testing.T) {
 	require.Greater(t, p95.CandidateEvents, 3000.0)
 	require.True(t, p95.Significant && p95.Large && p95.Enough)
 	require.LessOrEqual(t, p95.PValue, p95.AdjustedP)
-	require.Regexp(t, `^P95 10\d → 21\d ms \(\+100 %, CI \+\d+ % … \+\d+ %\), p < 0\.001: regression$`, p95.Reason)
+	require.Regexp(t, `^P95 10\d → 21\d ms \(\+100 %, CI \+\d+ % … \+\d+ %\), p < 0\.001: significant and large$`, p95.Reason)
 
 	p50 := finding(t, r, CheckP50)
 	require.Equal(t, TestMannWhitney, p50.Test)

@@ -15,10 +15,17 @@ func label(check string) string {
 	return check
 }
 
-// describe renders a judged finding as one sentence: the evidence, the
-// p-value and the verdict with its cause, e.g.
-// "P95 122 → 245 ms (+100 %, CI +63 % … +150 %), p < 0.001: regression".
+// describe renders a judged finding as one sentence: the evidence with
+// its p-values (Evidence), then the verdict with its cause, e.g.
+// "P95 122 → 245 ms (+100 %, CI +63 % … +150 %), p < 0.001: significant and large".
 func describe(f Finding, lv levels, th Thresholds) string {
+	return f.Evidence() + ": " + outcome(f, lv, th)
+}
+
+// Evidence renders what a finding measured and its p-values, without the
+// verdict: "P95 122 → 245 ms (+100 %, CI +63 % … +150 %), p < 0.001
+// (adjusted p < 0.001)".
+func (f Finding) Evidence() string {
 	var what string
 	switch f.Check {
 	case CheckErrors:
@@ -40,7 +47,7 @@ func describe(f Finding, lv levels, th Thresholds) string {
 			what += fmt.Sprintf("; scale ×%s (CI ×%s … ×%s) from every bucket", fmtRatio(f.Shift.Ratio), fmtRatio(f.Shift.Low), fmtRatio(f.Shift.High))
 		}
 	}
-	return what + ", " + fmtPValue(f) + ": " + outcome(f, lv, th)
+	return what + ", " + fmtPValue(f)
 }
 
 // outcome says what the finding's verdict is and why.
@@ -53,7 +60,9 @@ func outcome(f Finding, lv levels, th Thresholds) string {
 	}
 	switch {
 	case f.Verdict == Regression:
-		return "regression"
+		// The result's reason already says "regression: ", before the
+		// findings that made it one.
+		return "significant and large"
 	case f.Verdict == Inconclusive:
 		return "inconclusive, " + need(f, th)
 	case f.Significant:

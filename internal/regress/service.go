@@ -28,7 +28,8 @@ type OperationResult struct {
 	// Gates is set when one of the operation's checks is a regression at
 	// the family-wise level: significant after Holm's adjustment over the
 	// service's and every operation's checks at the look's α, and large. It
-	// fails the gate even when the service as a whole does not move.
+	// fails the gate even when the service as a whole does not move. A
+	// service's only operation gates exactly when the service regressed.
 	Gates bool
 }
 
@@ -99,6 +100,11 @@ func CompareService(ops []Operation, th Thresholds, look Look) ServiceResult {
 			svc.Reason += "; " + tf.Reason // already inconclusive: add the evidence
 		}
 	}
+	single := len(ops) == 1 && len(opResults) == 1
+	if single {
+		// The operation is the service: its family is the service's.
+		opResults[0].Gates = svc.Verdict == Regression
+	}
 	res := ServiceResult{Verdict: svc.Verdict, Service: svc, Operations: opResults}
 	res.Reason = svc.Reason
 	var gating, flagged []string
@@ -110,7 +116,7 @@ func CompareService(ops []Operation, th Thresholds, look Look) ServiceResult {
 			flagged = append(flagged, o.Name)
 		}
 	}
-	if len(gating) > 0 {
+	if len(gating) > 0 && !single {
 		if svc.Verdict == Regression {
 			res.Reason += "; operations: " + strings.Join(gating, "; ")
 		} else {
@@ -119,7 +125,10 @@ func CompareService(ops []Operation, th Thresholds, look Look) ServiceResult {
 				" (the service as a whole: " + svc.Reason + ")"
 		}
 	}
-	if len(flagged) > 0 {
+	switch {
+	case len(flagged) == 1:
+		res.Reason += fmt.Sprintf("; operation that looks regressed (FDR %s) but is not significant family-wise: %s", fmtP(th.FDR), flagged[0])
+	case len(flagged) > 1:
 		res.Reason += fmt.Sprintf("; operations that look regressed (FDR %s) but are not significant family-wise: %s", fmtP(th.FDR), strings.Join(flagged, ", "))
 	}
 	return res

@@ -15,16 +15,18 @@ func TestCompareService(t *testing.T) {
 		return Operation{Name: name, Base: arm(native, n, baseMedian, 0.6, 0), Cand: arm(native, n, candMedian, 0.6, 0)}
 	}
 	for _, tc := range []struct {
-		name    string
-		ops     []Operation
-		share   float64
-		th      func(*Thresholds)
-		want    Verdict
-		reason  string
-		opOrder []string
-		opWant  map[string]Verdict
-		gates   []string // operations that fail the gate
-		service Verdict  // the service's own verdict, when Pass or Regression and not want
+		name   string
+		ops    []Operation
+		share  float64
+		th     func(*Thresholds)
+		want   Verdict
+		reason string
+		// notReason must not be in the reason.
+		notReason string
+		opOrder   []string
+		opWant    map[string]Verdict
+		gates     []string // operations that fail the gate
+		service   Verdict  // the service's own verdict, when Pass or Regression and not want
 	}{
 		{
 			name: "unchanged; a small operation lacks data", want: Pass,
@@ -52,6 +54,24 @@ func TestCompareService(t *testing.T) {
 			reason: "regression in operation /export: P50 100 → 150 ms",
 			opWant: map[string]Verdict{"/export": Regression, "/list": Pass},
 			gates:  []string{"/export"},
+		},
+		{
+			// The operation is the service: it gates, and the reason says
+			// it once.
+			name: "the only operation regressed", want: Regression,
+			ops:       []Operation{op("/charge", 2000, 40, 80)},
+			reason:    "regression: P50 40.0 → 80.0 ms",
+			notReason: "family-wise",
+			opWant:    map[string]Verdict{"/charge": Regression},
+			gates:     []string{"/charge"},
+		},
+		{
+			// Errors ×3 on 1000 requests: significant at an FDR of 0.5, not
+			// at α = 0.01 after Holm.
+			name: "the only operation looks regressed at the FDR", want: Inconclusive, th: func(th *Thresholds) { th.FDR = 0.5 },
+			ops:    []Operation{{Name: "/a", Base: arm(native, 1000, 40, 0.6, 5), Cand: arm(native, 1000, 40, 0.6, 15)}},
+			reason: "; operation that looks regressed (FDR 0.5) but is not significant family-wise: /a",
+			opWant: map[string]Verdict{"/a": Regression},
 		},
 		{
 			name: "sample-ratio mismatch blocks a pass", want: Inconclusive, share: 0.1,
@@ -93,6 +113,9 @@ func TestCompareService(t *testing.T) {
 			}
 			require.Equal(t, svc, r.Service.Verdict, r.Service.Reason)
 			require.Contains(t, r.Reason, tc.reason)
+			if tc.notReason != "" {
+				require.NotContains(t, r.Reason, tc.notReason)
+			}
 			var gates []string
 			for _, o := range r.Operations {
 				if o.Gates {

@@ -268,6 +268,7 @@ var serviceCharts = len(mainCharts) + 1 + len(versionCharts)
 // serviceRow is a row of the services table.
 type serviceRow struct {
 	Name    string `json:"name"`
+	Rate    string `json:"rate"`
 	P95     string `json:"p95"`
 	Spark   string `json:"spark"`
 	Verdict string `json:"verdict"`
@@ -313,6 +314,22 @@ func screenshot(t *testing.T, ctx context.Context, dir, name string) {
 	t.Logf("screenshot: %s", p)
 }
 
+// rateRe matches the services page's request-rate cell: "26.7/s" or
+// "26.7/s (last 1m45s)".
+var rateRe = regexp.MustCompile(`^([\d.]+)/s( \(last (\d+m)?(\d+s)?\))?$`)
+
+// requireRate checks that a request-rate cell shows want ± 25 %, and
+// whether it names a part of the window.
+func requireRate(t *testing.T, what, cell string, want float64, part bool) {
+	t.Helper()
+	m := rateRe.FindStringSubmatch(strings.TrimSpace(cell))
+	require.NotNil(t, m, "%s: request rate %q", what, cell)
+	v, err := strconv.ParseFloat(m[1], 64)
+	require.NoError(t, err)
+	require.InEpsilon(t, want, v, 0.25, "%s: request rate %q", what, cell)
+	require.Equal(t, part, m[2] != "", "%s: %q names the part of the window the data covers", what, cell)
+}
+
 // requireData checks that every chart has data: a summary with values and
 // pixels in the series colour.
 func requireData(t *testing.T, cs []chartInfo) {
@@ -355,6 +372,7 @@ func TestUI(t *testing.T) {
 			waitJS(t, ctx, "checkout's verdict", `document.querySelector('tr[data-name="checkout"] td.verdict-cell .badge') !== null`)
 			rows := eval[[]serviceRow](t, ctx, `[...document.querySelectorAll("table.data tbody tr")].map((r) => ({
   name: r.querySelector("th a")?.textContent ?? "",
+  rate: r.children[1]?.textContent ?? "",
   p95: r.children[3]?.textContent ?? "",
   spark: r.querySelector("svg.spark path")?.getAttribute("d") ?? "",
   verdict: r.querySelector("td.verdict-cell")?.textContent ?? "",
@@ -371,6 +389,10 @@ func TestUI(t *testing.T) {
 			require.Contains(t, names, "frontend")
 			require.Contains(t, rows[names["checkout"]].Verdict, "regression")
 			require.NotContains(t, rows[names["frontend"]].Verdict, "regression", "frontend has one version")
+			// Request rates over the last 5 minutes, which the data covers:
+			// checkout serves 400 spans every 15 s.
+			require.Equal(t, "Requests/s (last 5m)", text(t, ctx, "table.data thead th:nth-child(2)"))
+			requireRate(t, "checkout", rows[names["checkout"]].Rate, 400.0/15, false)
 			screenshot(t, ctx, dir, "services")
 		}},
 		{"services filter", func(t *testing.T) {
@@ -543,6 +565,10 @@ func TestUI(t *testing.T) {
 			require.Contains(t, text(t, ctx, "main"), "traces_span_metrics_duration_seconds: seconds, shown in milliseconds")
 			p95 := eval[string](t, ctx, `document.querySelector('tr[data-name="checkout"]').children[3].textContent`)
 			requireMs(t, "services: P95 of checkout", p95, 1)
+			// Two minutes of data: the rate over them, not over 5 minutes
+			// (or the hour of the range), and the cell says so.
+			rate := eval[string](t, ctx, `document.querySelector('tr[data-name="checkout"]').children[1].textContent`)
+			requireRate(t, "checkout, 2 minutes of data", rate, 400.0/15, true)
 
 			require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(base+"/service/checkout")))
 			cs := waitCharts(t, ctx, serviceCharts)

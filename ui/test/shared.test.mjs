@@ -84,3 +84,22 @@ test("quantileBy: an abort rejects it once, leaving no rejection unhandled", asy
     process.off("unhandledRejection", onUnhandled);
   }
 });
+
+test("recentRate: over the window, or over the part of it the data covers", () => {
+  const now = 10_000;
+  // Data over the whole 5m window: the increase over 300 s.
+  assert.deepEqual(s.recentRate(6000, now - 400, now, 300, 5), { rate: 20, seconds: 300 });
+  // A first sample one step into the window counts as the whole window.
+  assert.deepEqual(s.recentRate(6000, now - 296, now, 300, 5), { rate: 20, seconds: 300 });
+  // A service that started a minute ago: 1200 requests in 60 s is 20/s, not 4/s.
+  assert.deepEqual(s.recentRate(1200, now - 60, now, 300, 5), { rate: 20, seconds: 60 });
+  // Never less than one step; no first sample means the whole window.
+  assert.deepEqual(s.recentRate(10, now, now, 300, 5), { rate: 2, seconds: 5 });
+  assert.deepEqual(s.recentRate(600, NaN, now, 300, 5), { rate: 2, seconds: 300 });
+  assert.ok(Number.isNaN(s.recentRate(NaN, now - 60, now, 300, 5).rate));
+});
+
+test("firstSeenQuery: the first sample's time per group in the window", () => {
+  assert.equal(s.firstSeenQuery(`calls_total{span_kind="SPAN_KIND_SERVER"}`, "5m", 5, ["service_name"]),
+    `min by (service_name) (min_over_time(timestamp(calls_total{span_kind="SPAN_KIND_SERVER"})[5m:5s]))`);
+});

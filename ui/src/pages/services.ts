@@ -7,12 +7,14 @@ import { errorRatioQuery, fmtMs, fmtNum, fmtPct, kindMatcher, promDuration, sele
 import type { PageContext } from "../router";
 import { href, params, setParams, timeRange } from "../state";
 import { noTraffic } from "./empty";
-import { KIND_CHOICES, quantileBy, versionSort } from "./shared";
+import { firstSeenQuery, KIND_CHOICES, quantileBy, recentRate, versionSort } from "./shared";
 import { CompareData, verdictBadge } from "./verdict";
 
 interface Row {
   name: string;
+  /** requests per second over the recent window, or the part of it the data covers (rateSeconds) */
   rate: number;
+  rateSeconds: number;
   errors: number;
   p95: number;
   spark: (number | null)[];
@@ -36,7 +38,12 @@ export async function renderServices(main: HTMLElement, ctx: PageContext) {
   const km = kindMatcher(kind);
   const callsSel = selector(n.calls, km);
   const sparkStep = stepFor(tr.seconds, 60);
-  const live = promDuration(Math.min(300, tr.seconds));
+  // Request rates and live versions: the last 5 minutes (or the range, if
+  // shorter), not the whole range, which would average a service that
+  // started a minute ago down to a fraction of what it serves.
+  const liveSec = Math.min(300, tr.seconds);
+  const live = promDuration(liveSec);
+  const firstStep = Math.max(1, Math.round(liveSec / 60));
 
   const search = h("input", { type: "search", placeholder: "Filter services  ( / )", "aria-label": "Filter services", value: filter });
   const kindSel = h("select", { "aria-label": "Span kind" }, ...KIND_CHOICES.map(([v, l]) => h("option", { value: v, selected: v === kind }, l)));
@@ -45,7 +52,7 @@ export async function renderServices(main: HTMLElement, ctx: PageContext) {
   clear(
     main,
     h("div", { class: "page-head" }, h("h1", {}, "Services"), h("div", { class: "controls" }, search, h("label", {}, "Span kind ", kindSel))),
-    h("p", { class: "muted" }, `Request rate, errors and P95 over ${tr.custom ? "the chosen range" : "the last " + tr.label}, sorted by impact (P95 × request rate). Latencies from ${n.native ? "native histograms" : "classic buckets"}${unitNote(n)}; names: ${n.calls}.`),
+    h("p", { class: "muted" }, `Errors and P95 over ${tr.custom ? "the chosen range" : "the last " + tr.label}, requests per second over the last ${live} (or the part of it a service's data covers), sorted by impact (P95 × request rate). Latencies from ${n.native ? "native histograms" : "classic buckets"}${unitNote(n)}; names: ${n.calls}.`),
     status,
     tableBox,
   );
@@ -54,16 +61,18 @@ export async function renderServices(main: HTMLElement, ctx: PageContext) {
     ctx.rerender();
   });
 
-  const [names, rate, errs, p95, spark, versions] = await Promise.all([
+  const [names, recent, firstSeen, errs, p95, spark, versions] = await Promise.all([
     labelValues(ctx, "service_name", [n.calls], tr.start, tr.end, "service names"),
-    query(ctx, sumRate(callsSel, win, ["service_name"]), tr.end, "request rate"),
+    query(ctx, `sum by (service_name) (increase(${callsSel}[${live}]))`, tr.end, "recent requests"),
+    query(ctx, firstSeenQuery(callsSel, live, firstStep, ["service_name"]), tr.end, "first samples of the recent requests"),
     query(ctx, errorRatioQuery(n, km, win, ["service_name"]), tr.end, "error rate"),
     quantileBy(ctx, n, 0.95, km, win, ["service_name"], tr.end),
     queryRange(ctx, sumRate(callsSel, promDuration(Math.max(sparkStep, 60)), ["service_name"]), tr.start, tr.end, sparkStep, "request rate over time"),
     query(ctx, `sum by (service_name, service_version) (increase(${selector(n.calls, [])}[${live}])) > 0`, tr.end, "live versions"),
   ]);
 
-  const rateBy = byLabel(rate, "service_name");
+  const recentBy = byLabel(recent, "service_name");
+  const firstBy = byLabel(firstSeen, "service_name");
   const errBy = byLabel(errs, "service_name");
   const sparkBy = new Map(spark.map((s) => [s.metric.service_name ?? "", s]));
   const versBy = new Map<string, string[]>();
@@ -76,12 +85,13 @@ export async function renderServices(main: HTMLElement, ctx: PageContext) {
   const sparkXs: number[] = [];
   for (let t = tr.start; t <= tr.end; t += sparkStep) sparkXs.push(t);
   const rows: Row[] = names.map((name) => {
-    const r = val(rateBy.get(name));
+    const { rate: r, seconds } = recentRate(val(recentBy.get(name)), val(firstBy.get(name)), tr.end, liveSec, firstStep);
     const q = p95.get(name) ?? NaN;
     const m = new Map((sparkBy.get(name)?.values ?? []).map(([t, v]) => [Math.round(t), Number(v)]));
     return {
       name,
       rate: r,
+      rateSeconds: seconds,
       errors: val(errBy.get(name)),
       p95: q,
       spark: sparkXs.map((t) => m.get(Math.round(t)) ?? null),
@@ -113,7 +123,7 @@ export async function renderServices(main: HTMLElement, ctx: PageContext) {
       "tr",
       { "data-name": r.name.toLowerCase() },
       h("th", { scope: "row" }, navLink(href(`/service/${encodeURIComponent(r.name)}`, kind === "entry" ? {} : { kind }), r.name)),
-      h("td", { class: "num" }, Number.isFinite(r.rate) ? fmtNum(r.rate) + "/s" : "–"),
+      h("td", { class: "num" }, ...rateCell(r, liveSec)),
       h("td", { class: "num" + (r.errors > 0.01 ? " bad" : "") }, fmtPct(r.errors)),
       h("td", { class: "num" }, fmtMs(r.p95)),
       h("td", { class: "spark-cell" }, sparkline(r.spark, `request rate of ${r.name} over the range`)),
@@ -133,7 +143,7 @@ export async function renderServices(main: HTMLElement, ctx: PageContext) {
         "tr",
         {},
         h("th", { scope: "col" }, "Service"),
-        h("th", { scope: "col", class: "num" }, "Requests"),
+        h("th", { scope: "col", class: "num" }, `Requests/s (last ${live})`),
         h("th", { scope: "col", class: "num" }, "Errors"),
         h("th", { scope: "col", class: "num" }, "P95"),
         h("th", { scope: "col" }, "Requests over time"),
@@ -189,4 +199,14 @@ export async function renderServices(main: HTMLElement, ctx: PageContext) {
     }
   };
   void Promise.all([worker(), worker(), worker()]);
+}
+
+/** The request-rate cell: the rate, and the shorter span it covers when the data does not reach back over the whole window. */
+function rateCell(r: Row, windowSec: number): (HTMLElement | string)[] {
+  if (!Number.isFinite(r.rate)) return ["–"];
+  const out: (HTMLElement | string)[] = [fmtNum(r.rate) + "/s"];
+  if (r.rateSeconds < windowSec) {
+    out.push(" ", h("span", { class: "muted", title: `the data covers only the last ${promDuration(r.rateSeconds)} of the ${promDuration(windowSec)} window` }, `(last ${promDuration(r.rateSeconds)})`));
+  }
+  return out;
 }

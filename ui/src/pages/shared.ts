@@ -36,3 +36,22 @@ export async function quantileBy(ctx: RequestContext, n: Naming, q: number, m: M
   }
   return out;
 }
+
+/**
+ * A recent request rate: the increase over the last `windowSec` seconds
+ * divided by the part of that window the data covers, from its first
+ * sample there (`firstSeen`, Unix seconds) to `now`, so that a service that
+ * started a minute ago shows the rate it serves, not a fraction of it.
+ * `seconds` is that part: `windowSec` when the data covers the window to
+ * within one step of the first-sample query (`step`).
+ */
+export function recentRate(increase: number, firstSeen: number, now: number, windowSec: number, step: number): { rate: number; seconds: number } {
+  let seconds = windowSec;
+  if (Number.isFinite(firstSeen) && now - firstSeen < windowSec - step) seconds = Math.max(step, now - firstSeen);
+  return { rate: increase / seconds, seconds };
+}
+
+/** The time of the first sample of `sel` in the last `win` per group, found every `step` seconds. */
+export function firstSeenQuery(sel: string, win: string, step: number, by: string[]): string {
+  return `min by (${by.join(", ")}) (min_over_time(timestamp(${sel})[${win}:${step}s]))`;
+}
