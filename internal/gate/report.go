@@ -439,23 +439,33 @@ func checkReasons(r row) string {
 	return strings.Join(lines, "\n")
 }
 
+// jsonScale is the scale change sized from every bucket (regress.Shift),
+// present when it decided the check.
+type jsonScale struct {
+	Ratio  *float64 `json:"ratio"`
+	CILow  *float64 `json:"ci_low"`
+	CIHigh *float64 `json:"ci_high"`
+	FitP   *float64 `json:"fit_p"`
+}
+
 // jsonFinding mirrors regress.Finding with NaN as null.
 type jsonFinding struct {
-	Check             string   `json:"check"`
-	Baseline          *float64 `json:"baseline"`
-	Candidate         *float64 `json:"candidate"`
-	Ratio             *float64 `json:"ratio"`
-	CILow             *float64 `json:"ci_low"`
-	CIHigh            *float64 `json:"ci_high"`
-	ResolutionLimited bool     `json:"resolution_limited"`
-	Test              string   `json:"test"`
-	PValue            *float64 `json:"p_value"`
-	AdjustedP         *float64 `json:"adjusted_p"`
-	Significant       bool     `json:"significant"`
-	Large             bool     `json:"large"`
-	Enough            bool     `json:"enough_data"`
-	Verdict           string   `json:"verdict"`
-	Reason            string   `json:"reason"`
+	Check             string     `json:"check"`
+	Baseline          *float64   `json:"baseline"`
+	Candidate         *float64   `json:"candidate"`
+	Ratio             *float64   `json:"ratio"`
+	CILow             *float64   `json:"ci_low"`
+	CIHigh            *float64   `json:"ci_high"`
+	ResolutionLimited bool       `json:"resolution_limited"`
+	Scale             *jsonScale `json:"scale,omitempty"`
+	Test              string     `json:"test"`
+	PValue            *float64   `json:"p_value"`
+	AdjustedP         *float64   `json:"adjusted_p"`
+	Significant       bool       `json:"significant"`
+	Large             bool       `json:"large"`
+	Enough            bool       `json:"enough_data"`
+	Verdict           string     `json:"verdict"`
+	Reason            string     `json:"reason"`
 }
 
 type jsonResult struct {
@@ -503,12 +513,19 @@ func jsonReport(rep *Report) jsonOut {
 				Check: f.Check, Baseline: fp(f.Baseline), Candidate: fp(f.Candidate), Ratio: fp(f.Ratio),
 				CILow: fp(f.CILow), CIHigh: fp(f.CIHigh), ResolutionLimited: f.ResolutionLimited, Test: f.Test,
 				PValue: fp(f.PValue), AdjustedP: fp(f.AdjustedP), Significant: f.Significant, Large: f.Large,
-				Enough: f.Enough, Verdict: f.Verdict.String(), Reason: f.Reason,
+				Enough: f.Enough, Verdict: f.Verdict.String(), Reason: f.Reason, Scale: scaleOf(f),
 			})
 		}
 		out.Results = append(out.Results, jr)
 	}
 	return out
+}
+
+func scaleOf(f regress.Finding) *jsonScale {
+	if !f.ShiftSized {
+		return nil
+	}
+	return &jsonScale{Ratio: fp(f.Shift.Ratio), CILow: fp(f.Shift.Low), CIHigh: fp(f.Shift.High), FitP: fp(f.Shift.FitP)}
 }
 
 // JSON returns the value `spanwatch gate --format json` encodes, for
