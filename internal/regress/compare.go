@@ -375,8 +375,10 @@ func latencyFinding(check string, q, minN, minRatio float64, b, c Histogram, th 
 	delta := f.Candidate - f.Baseline
 	f.Large = testable && f.Ratio >= minRatio && delta >= math.Max(th.MinAbsChange, f.Width)
 	f.BelowResolution = testable && !f.Large && f.Ratio >= minRatio && delta >= th.MinAbsChange && delta < f.Width
-	if testable && !f.Large && delta < f.Width {
-		// The bucket cannot size the change; every bucket may.
+	f.Enough = testable && math.Min(f.BaselineN, f.CandidateN) >= minN
+	if f.Enough && !f.Large && delta < f.Width {
+		// The bucket cannot size the change; every bucket may. (Without
+		// enough requests the check is inconclusive whatever its size.)
 		if s := shift(); s.Fits {
 			baseQ := s.Quantile(q)
 			large := s.Ratio >= minRatio && (s.Ratio-1)*baseQ >= th.MinAbsChange
@@ -386,7 +388,6 @@ func latencyFinding(check string, q, minN, minRatio float64, b, c Histogram, th 
 			f.BelowResolution = !large && (f.BelowResolution || open)
 		}
 	}
-	f.Enough = testable && math.Min(f.BaselineN, f.CandidateN) >= minN
 	return f
 }
 
