@@ -381,7 +381,10 @@ func latencyFinding(check string, q, minN, minRatio float64, b, c Histogram, th 
 		// enough requests the check is inconclusive whatever its size.)
 		if s := shift(); s.Fits {
 			baseQ := s.Quantile(q)
-			large := s.Ratio >= minRatio && (s.Ratio-1)*baseQ >= th.MinAbsChange
+			// Large when the estimate reaches the threshold and its interval
+			// excludes changes below half of it: the estimate is a model's,
+			// so it must stand clear of no change on its own too.
+			large := s.Ratio >= minRatio && s.Low >= 1+(minRatio-1)/2 && (s.Ratio-1)*baseQ >= th.MinAbsChange
 			open := s.High >= minRatio && (s.High-1)*baseQ >= th.MinAbsChange
 			f.ShiftSized, f.Shift = true, s
 			f.Large = large
