@@ -1,6 +1,7 @@
 package spanmetrics
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -96,9 +97,7 @@ func fixed64(b []byte, i int) (uint64, int, error) {
 	if len(b)-i < 8 {
 		return 0, 0, io.ErrUnexpectedEOF
 	}
-	v := uint64(b[i]) | uint64(b[i+1])<<8 | uint64(b[i+2])<<16 | uint64(b[i+3])<<24 |
-		uint64(b[i+4])<<32 | uint64(b[i+5])<<40 | uint64(b[i+6])<<48 | uint64(b[i+7])<<56
-	return v, i + 8, nil
+	return binary.LittleEndian.Uint64(b[i:]), i + 8, nil
 }
 
 func skipFixed32(b []byte, i int) (int, error) {
@@ -163,32 +162,66 @@ const (
 	fkTraceID // bytes of length 0 or 16
 	fkSpanID  // bytes of length 0 or 8
 	fkKV      // a KeyValue
+	numFieldKinds
 )
 
-var wantWireType = [...]int{fkVarint: wtVarint, fkI64: wtI64, fkI32: wtI32, fkLen: wtLen,
-	fkTraceID: wtLen, fkSpanID: wtLen, fkKV: wtLen}
+var (
+	wantWireType = [numFieldKinds]int{fkVarint: wtVarint, fkI64: wtI64, fkI32: wtI32, fkLen: wtLen,
+		fkTraceID: wtLen, fkSpanID: wtLen, fkKV: wtLen}
+	// idLength is the length of a non-empty ID field, 0 for other kinds.
+	idLength = [numFieldKinds]int{fkTraceID: 16, fkSpanID: 8}
+)
 
-// fieldSpec is one field of a message: its kind, and its name as pdata's
-// errors spell it.
+// fieldSpec is one field of a message: its number, its kind, and its name
+// as pdata's errors spell it.
 type fieldSpec struct {
+	num  int32
 	kind fieldKind
 	name string
 }
 
 // msgSchema lists the fields pdata knows in one message.
 type msgSchema struct {
-	fields []fieldSpec // indexed by field number
-	// far is a field numbered beyond fields (ResourceSpans' deprecated
-	// scope spans); farNum is 0 when there is none.
-	farNum int32
-	far    fieldSpec
+	fields []fieldSpec // indexed by field number, up to maxDenseField
+	// far is the one field numbered above maxDenseField, if any
+	// (ResourceSpans' deprecated scope spans).
+	far fieldSpec
+	// byTag maps a one-byte tag (field number and wire type) to the kind
+	// of a known field with the right wire type, and every other byte to
+	// fkUnknown: the fast path of fieldReader.read.
+	byTag [0x80]fieldKind
+}
+
+const maxDenseField = 63
+
+func newSchema(specs []fieldSpec) *msgSchema {
+	s := &msgSchema{}
+	for _, sp := range specs {
+		switch {
+		case sp.num <= 0 || sp.kind == fkUnknown:
+			panic("spanmetrics: bad field spec " + sp.name)
+		case sp.num <= maxDenseField:
+			if int(sp.num) >= len(s.fields) {
+				s.fields = append(s.fields, make([]fieldSpec, int(sp.num)+1-len(s.fields))...)
+			}
+			s.fields[sp.num] = sp
+		case s.far.num == 0:
+			s.far = sp
+		default:
+			panic("spanmetrics: two far fields in a schema: " + sp.name)
+		}
+		if t := int(sp.num)<<3 | wantWireType[sp.kind]; t < len(s.byTag) {
+			s.byTag[t] = sp.kind
+		}
+	}
+	return s
 }
 
 func (s *msgSchema) spec(num int32) fieldSpec {
 	if uint32(num) < uint32(len(s.fields)) {
 		return s.fields[num]
 	}
-	if num == s.farNum {
+	if num == s.far.num {
 		return s.far
 	}
 	return fieldSpec{}
@@ -197,9 +230,10 @@ func (s *msgSchema) spec(num int32) fieldSpec {
 // fieldReader walks the fields of one message in wire order, the way
 // pdata's generated UnmarshalProto loops do: next reads a tag, skips the
 // field if the schema does not know it, checks the wire type of a known
-// field, reads its value and stops there. Callers switch on num:
+// field, reads its value (v, or the payload: data) and stops there.
+// Callers switch on num:
 //
-//	f := newFieldReader(buf, &spanSchema)
+//	f := newFieldReader(buf, spanSchema)
 //	for f.next() {
 //		switch f.num { ... }
 //	}
@@ -209,11 +243,12 @@ type fieldReader struct {
 	i      int
 	schema *msgSchema
 
-	// The current field.
+	// The current field. Its payload is kept as bounds, not as a slice:
+	// storing a pointer would cost a write barrier check per field.
 	num  int32
-	v    uint64 // the value of a varint or fixed64 field, else 0
-	data []byte // the payload of a length-delimited field, else nil
 	kind fieldKind
+	v    uint64 // the value of a varint or fixed64 field
+	s, e int    // the bounds of a length-delimited field's payload in buf
 
 	err error
 }
@@ -224,20 +259,58 @@ func newFieldReader(buf []byte, schema *msgSchema) fieldReader {
 
 // next advances to the next known field. It returns false at the end of
 // the message or on the first error, which it leaves in err. Trace and span
-// IDs have their length checked here.
+// IDs have their length checked here. It is small enough to inline, so the
+// end of a message costs no call.
 func (f *fieldReader) next() bool {
+	return f.i < len(f.buf) && f.read()
+}
+
+// read is next after the end-of-message test. It decodes the common shapes
+// itself: a one-byte tag of a known field with its wire type, followed by
+// a one-byte varint, a fixed64, or a length of one or two bytes. Anything
+// else goes to readAny.
+func (f *fieldReader) read() bool {
+	buf, i := f.buf, f.i
+	c := buf[i]
+	if c >= 0x80 || i+1 >= len(buf) {
+		return f.readAny()
+	}
+	switch kind := f.schema.byTag[c]; kind {
+	case fkVarint:
+		if v := buf[i+1]; v < 0x80 {
+			f.num, f.kind, f.v, f.i = int32(c>>3), kind, uint64(v), i+2
+			return true
+		}
+	case fkI64:
+		if v, j, err := fixed64(buf, i+1); err == nil {
+			f.num, f.kind, f.v, f.i = int32(c>>3), kind, v, j
+			return true
+		}
+	case fkLen, fkKV, fkTraceID, fkSpanID:
+		n, s := int(buf[i+1]), i+2
+		if n >= 0x80 {
+			if s >= len(buf) || buf[s] >= 0x80 {
+				break
+			}
+			n, s = n&0x7f|int(buf[s])<<7, s+1
+		}
+		if want := idLength[kind]; n <= len(buf)-s && (want == 0 || n == 0 || n == want) {
+			f.num, f.kind, f.s, f.e, f.i = int32(c>>3), kind, s, s+n, s+n
+			return true
+		}
+	}
+	return f.readAny()
+}
+
+// readAny is read for any input.
+func (f *fieldReader) readAny() bool {
 	buf, i := f.buf, f.i
 	for i < len(buf) {
-		var num int32
-		var wt int
-		var err error
-		if c := buf[i]; c >= 0x08 && c < 0x80 {
-			// One-byte tag, inlined: the common case.
-			num, wt = int32(c>>3), int(c&7)
-			i++
-		} else if num, wt, i, err = tag(buf, i); err != nil {
+		num, wt, j, err := tag(buf, i)
+		if err != nil {
 			return f.fail(err)
 		}
+		i = j
 		spec := f.schema.spec(num)
 		if spec.kind == fkUnknown {
 			if i, err = skipUnknown(buf, i, wt); err != nil {
@@ -248,45 +321,39 @@ func (f *fieldReader) next() bool {
 		if wt != wantWireType[spec.kind] {
 			return f.fail(wireTypeErr(spec.name, wt))
 		}
-		f.num, f.kind, f.v, f.data = num, spec.kind, 0, nil
+		f.num, f.kind = num, spec.kind
 		switch spec.kind {
 		case fkVarint:
-			if i < len(buf) && buf[i] < 0x80 {
-				f.v = uint64(buf[i])
-				i++
-			} else if f.v, i, err = varint(buf, i); err != nil {
-				return f.fail(err)
-			}
+			f.v, i, err = varint(buf, i)
 		case fkI64:
-			if f.v, i, err = fixed64(buf, i); err != nil {
-				return f.fail(err)
-			}
+			f.v, i, err = fixed64(buf, i)
 		case fkI32:
-			if i, err = skipFixed32(buf, i); err != nil {
-				return f.fail(err)
-			}
+			i, err = skipFixed32(buf, i)
 		default:
-			s, e, err := length(buf, i)
-			if err != nil {
-				return f.fail(err)
+			if f.s, f.e, err = length(buf, i); err != nil {
+				break
 			}
-			i = e
-			f.data = buf[s:e]
+			i = f.e
 			switch spec.kind {
 			case fkTraceID:
-				err = checkID(e-s, 16, errTraceID)
+				err = checkID(f.e-f.s, idLength[fkTraceID], errTraceID)
 			case fkSpanID:
-				err = checkID(e-s, 8, errSpanID)
+				err = checkID(f.e-f.s, idLength[fkSpanID], errSpanID)
 			}
-			if err != nil {
-				return f.fail(err)
-			}
+		}
+		if err != nil {
+			return f.fail(err)
 		}
 		f.i = i
 		return true
 	}
 	f.i = i
 	return false
+}
+
+// data is the payload of the current length-delimited field.
+func (f *fieldReader) data() []byte {
+	return f.buf[f.s:f.e]
 }
 
 func (f *fieldReader) fail(err error) bool {

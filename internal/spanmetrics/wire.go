@@ -120,94 +120,97 @@ const (
 	fieldKeyValueListValues = 1
 )
 
+// The schema of every message the reader walks: the fields pdata decodes,
+// with the names its errors use.
 var (
-	requestSchema = msgSchema{fields: []fieldSpec{
-		fieldRequestResourceSpans: {fkLen, "ResourceSpans"},
-	}}
-	resourceSpansSchema = msgSchema{fields: []fieldSpec{
-		fieldResourceSpansResource:   {fkLen, "Resource"},
-		fieldResourceSpansScopeSpans: {fkLen, "ScopeSpans"},
-		fieldResourceSpansSchemaURL:  {fkLen, "SchemaUrl"},
-	}, farNum: fieldResourceSpansDeprecatedScopeSpans, far: fieldSpec{fkLen, "DeprecatedScopeSpans"}}
-	resourceSchema = msgSchema{fields: []fieldSpec{
-		fieldResourceAttributes:             {fkKV, "Attributes"},
-		fieldResourceDroppedAttributesCount: {fkVarint, "DroppedAttributesCount"},
-		fieldResourceEntityRefs:             {fkLen, "EntityRefs"},
-	}}
-	entityRefSchema = msgSchema{fields: []fieldSpec{
-		fieldEntityRefSchemaURL:       {fkLen, "SchemaUrl"},
-		fieldEntityRefType:            {fkLen, "Type"},
-		fieldEntityRefIDKeys:          {fkLen, "IdKeys"},
-		fieldEntityRefDescriptionKeys: {fkLen, "DescriptionKeys"},
-	}}
-	scopeSpansSchema = msgSchema{fields: []fieldSpec{
-		fieldScopeSpansScope:     {fkLen, "Scope"},
-		fieldScopeSpansSpans:     {fkLen, "Spans"},
-		fieldScopeSpansSchemaURL: {fkLen, "SchemaUrl"},
-	}}
-	scopeSchema = msgSchema{fields: []fieldSpec{
-		fieldScopeName:                   {fkLen, "Name"},
-		fieldScopeVersion:                {fkLen, "Version"},
-		fieldScopeAttributes:             {fkKV, "Attributes"},
-		fieldScopeDroppedAttributesCount: {fkVarint, "DroppedAttributesCount"},
-	}}
-	spanSchema = msgSchema{fields: []fieldSpec{
-		fieldSpanTraceID:                {fkTraceID, "TraceId"},
-		fieldSpanSpanID:                 {fkSpanID, "SpanId"},
-		fieldSpanTraceState:             {fkLen, "TraceState"},
-		fieldSpanParentSpanID:           {fkSpanID, "ParentSpanId"},
-		fieldSpanName:                   {fkLen, "Name"},
-		fieldSpanKind:                   {fkVarint, "Kind"},
-		fieldSpanStartTimeUnixNano:      {fkI64, "StartTimeUnixNano"},
-		fieldSpanEndTimeUnixNano:        {fkI64, "EndTimeUnixNano"},
-		fieldSpanAttributes:             {fkKV, "Attributes"},
-		fieldSpanDroppedAttributesCount: {fkVarint, "DroppedAttributesCount"},
-		fieldSpanEvents:                 {fkLen, "Events"},
-		fieldSpanDroppedEventsCount:     {fkVarint, "DroppedEventsCount"},
-		fieldSpanLinks:                  {fkLen, "Links"},
-		fieldSpanDroppedLinksCount:      {fkVarint, "DroppedLinksCount"},
-		fieldSpanStatus:                 {fkLen, "Status"},
-		fieldSpanFlags:                  {fkI32, "Flags"},
-	}}
-	eventSchema = msgSchema{fields: []fieldSpec{
-		fieldEventTimeUnixNano:           {fkI64, "TimeUnixNano"},
-		fieldEventName:                   {fkLen, "Name"},
-		fieldEventAttributes:             {fkKV, "Attributes"},
-		fieldEventDroppedAttributesCount: {fkVarint, "DroppedAttributesCount"},
-	}}
-	linkSchema = msgSchema{fields: []fieldSpec{
-		fieldLinkTraceID:                {fkTraceID, "TraceId"},
-		fieldLinkSpanID:                 {fkSpanID, "SpanId"},
-		fieldLinkTraceState:             {fkLen, "TraceState"},
-		fieldLinkAttributes:             {fkKV, "Attributes"},
-		fieldLinkDroppedAttributesCount: {fkVarint, "DroppedAttributesCount"},
-		fieldLinkFlags:                  {fkI32, "Flags"},
-	}}
-	statusSchema = msgSchema{fields: []fieldSpec{
-		fieldStatusMessage: {fkLen, "Message"},
-		fieldStatusCode:    {fkVarint, "Code"},
-	}}
-	keyValueSchema = msgSchema{fields: []fieldSpec{
-		fieldKeyValueKey:         {fkLen, "Key"},
-		fieldKeyValueValue:       {fkLen, "Value"},
-		fieldKeyValueKeyStrindex: {fkVarint, "KeyStrindex"},
-	}}
-	anyValueSchema = msgSchema{fields: []fieldSpec{
-		fieldAnyStringValue:         {fkLen, "StringValue"},
-		fieldAnyBoolValue:           {fkVarint, "BoolValue"},
-		fieldAnyIntValue:            {fkVarint, "IntValue"},
-		fieldAnyDoubleValue:         {fkI64, "DoubleValue"},
-		fieldAnyArrayValue:          {fkLen, "ArrayValue"},
-		fieldAnyKvlistValue:         {fkLen, "KvlistValue"},
-		fieldAnyBytesValue:          {fkLen, "BytesValue"},
-		fieldAnyStringValueStrindex: {fkVarint, "StringValueStrindex"},
-	}}
-	arrayValueSchema = msgSchema{fields: []fieldSpec{
-		fieldArrayValueValues: {fkLen, "Values"},
-	}}
-	keyValueListSchema = msgSchema{fields: []fieldSpec{
-		fieldKeyValueListValues: {fkKV, "Values"},
-	}}
+	requestSchema = newSchema([]fieldSpec{
+		{fieldRequestResourceSpans, fkLen, "ResourceSpans"},
+	})
+	resourceSpansSchema = newSchema([]fieldSpec{
+		{fieldResourceSpansResource, fkLen, "Resource"},
+		{fieldResourceSpansScopeSpans, fkLen, "ScopeSpans"},
+		{fieldResourceSpansSchemaURL, fkLen, "SchemaUrl"},
+		{fieldResourceSpansDeprecatedScopeSpans, fkLen, "DeprecatedScopeSpans"},
+	})
+	resourceSchema = newSchema([]fieldSpec{
+		{fieldResourceAttributes, fkKV, "Attributes"},
+		{fieldResourceDroppedAttributesCount, fkVarint, "DroppedAttributesCount"},
+		{fieldResourceEntityRefs, fkLen, "EntityRefs"},
+	})
+	entityRefSchema = newSchema([]fieldSpec{
+		{fieldEntityRefSchemaURL, fkLen, "SchemaUrl"},
+		{fieldEntityRefType, fkLen, "Type"},
+		{fieldEntityRefIDKeys, fkLen, "IdKeys"},
+		{fieldEntityRefDescriptionKeys, fkLen, "DescriptionKeys"},
+	})
+	scopeSpansSchema = newSchema([]fieldSpec{
+		{fieldScopeSpansScope, fkLen, "Scope"},
+		{fieldScopeSpansSpans, fkLen, "Spans"},
+		{fieldScopeSpansSchemaURL, fkLen, "SchemaUrl"},
+	})
+	scopeSchema = newSchema([]fieldSpec{
+		{fieldScopeName, fkLen, "Name"},
+		{fieldScopeVersion, fkLen, "Version"},
+		{fieldScopeAttributes, fkKV, "Attributes"},
+		{fieldScopeDroppedAttributesCount, fkVarint, "DroppedAttributesCount"},
+	})
+	spanSchema = newSchema([]fieldSpec{
+		{fieldSpanTraceID, fkTraceID, "TraceId"},
+		{fieldSpanSpanID, fkSpanID, "SpanId"},
+		{fieldSpanTraceState, fkLen, "TraceState"},
+		{fieldSpanParentSpanID, fkSpanID, "ParentSpanId"},
+		{fieldSpanName, fkLen, "Name"},
+		{fieldSpanKind, fkVarint, "Kind"},
+		{fieldSpanStartTimeUnixNano, fkI64, "StartTimeUnixNano"},
+		{fieldSpanEndTimeUnixNano, fkI64, "EndTimeUnixNano"},
+		{fieldSpanAttributes, fkKV, "Attributes"},
+		{fieldSpanDroppedAttributesCount, fkVarint, "DroppedAttributesCount"},
+		{fieldSpanEvents, fkLen, "Events"},
+		{fieldSpanDroppedEventsCount, fkVarint, "DroppedEventsCount"},
+		{fieldSpanLinks, fkLen, "Links"},
+		{fieldSpanDroppedLinksCount, fkVarint, "DroppedLinksCount"},
+		{fieldSpanStatus, fkLen, "Status"},
+		{fieldSpanFlags, fkI32, "Flags"},
+	})
+	eventSchema = newSchema([]fieldSpec{
+		{fieldEventTimeUnixNano, fkI64, "TimeUnixNano"},
+		{fieldEventName, fkLen, "Name"},
+		{fieldEventAttributes, fkKV, "Attributes"},
+		{fieldEventDroppedAttributesCount, fkVarint, "DroppedAttributesCount"},
+	})
+	linkSchema = newSchema([]fieldSpec{
+		{fieldLinkTraceID, fkTraceID, "TraceId"},
+		{fieldLinkSpanID, fkSpanID, "SpanId"},
+		{fieldLinkTraceState, fkLen, "TraceState"},
+		{fieldLinkAttributes, fkKV, "Attributes"},
+		{fieldLinkDroppedAttributesCount, fkVarint, "DroppedAttributesCount"},
+		{fieldLinkFlags, fkI32, "Flags"},
+	})
+	statusSchema = newSchema([]fieldSpec{
+		{fieldStatusMessage, fkLen, "Message"},
+		{fieldStatusCode, fkVarint, "Code"},
+	})
+	keyValueSchema = newSchema([]fieldSpec{
+		{fieldKeyValueKey, fkLen, "Key"},
+		{fieldKeyValueValue, fkLen, "Value"},
+		{fieldKeyValueKeyStrindex, fkVarint, "KeyStrindex"},
+	})
+	anyValueSchema = newSchema([]fieldSpec{
+		{fieldAnyStringValue, fkLen, "StringValue"},
+		{fieldAnyBoolValue, fkVarint, "BoolValue"},
+		{fieldAnyIntValue, fkVarint, "IntValue"},
+		{fieldAnyDoubleValue, fkI64, "DoubleValue"},
+		{fieldAnyArrayValue, fkLen, "ArrayValue"},
+		{fieldAnyKvlistValue, fkLen, "KvlistValue"},
+		{fieldAnyBytesValue, fkLen, "BytesValue"},
+		{fieldAnyStringValueStrindex, fkVarint, "StringValueStrindex"},
+	})
+	arrayValueSchema = newSchema([]fieldSpec{
+		{fieldArrayValueValues, fkLen, "Values"},
+	})
+	keyValueListSchema = newSchema([]fieldSpec{
+		{fieldKeyValueListValues, fkKV, "Values"},
+	})
 )
 
 // validateMessage checks buf against schema as pdata's decoder would, for
@@ -217,7 +220,7 @@ func validateMessage(buf []byte, schema *msgSchema) error {
 	f := newFieldReader(buf, schema)
 	for f.next() {
 		if f.kind == fkKV {
-			if _, _, err := decodeKeyValue(f.data, 0); err != nil {
+			if _, _, err := decodeKeyValue(f.data(), 0); err != nil {
 				return err
 			}
 		}
@@ -248,10 +251,10 @@ func (a *Aggregator) ConsumeProto(req []byte) (int, error) {
 }
 
 func (a *Aggregator) decodeRequest(b *batch, buf []byte) error {
-	f := newFieldReader(buf, &requestSchema)
+	f := newFieldReader(buf, requestSchema)
 	for f.next() {
 		// resource_spans is the only field.
-		if err := a.decodeResourceSpans(b, f.data); err != nil {
+		if err := a.decodeResourceSpans(b, f.data()); err != nil {
 			return err
 		}
 	}
@@ -265,13 +268,13 @@ func (a *Aggregator) decodeResourceSpans(b *batch, buf []byte) error {
 	hasScopeSpans := false
 	// Pass 1: the resource (it may follow the spans on the wire) and
 	// validation of everything but scope spans.
-	f := newFieldReader(buf, &resourceSpansSchema)
+	f := newFieldReader(buf, resourceSpansSchema)
 	for f.next() {
 		switch f.num {
 		case fieldResourceSpansResource:
-			b.resRaw = append(b.resRaw, f.data)
+			b.resRaw = append(b.resRaw, f.data())
 			r.rawN++
-			if err := a.decodeResource(b, &r, f.data); err != nil {
+			if err := a.decodeResource(b, &r, f.data()); err != nil {
 				return err
 			}
 		case fieldResourceSpansScopeSpans:
@@ -288,12 +291,12 @@ func (a *Aggregator) decodeResourceSpans(b *batch, buf []byte) error {
 	b.res = append(b.res, r)
 	// Pass 2: scope spans. The deprecated field is decoded, and its spans
 	// count only when there are no scope_spans, as pdata's migration does.
-	f = newFieldReader(buf, &resourceSpansSchema)
+	f = newFieldReader(buf, resourceSpansSchema)
 	for f.next() {
 		switch f.num {
 		case fieldResourceSpansScopeSpans, fieldResourceSpansDeprecatedScopeSpans:
 			collect := f.num == fieldResourceSpansScopeSpans || !hasScopeSpans
-			if err := a.decodeScopeSpans(b, f.data, ri, collect); err != nil {
+			if err := a.decodeScopeSpans(b, f.data(), ri, collect); err != nil {
 				return err
 			}
 		}
@@ -305,14 +308,14 @@ var unknownService = []byte(UnknownService)
 
 func (a *Aggregator) decodeResource(b *batch, r *resRec, buf []byte) error {
 	rd := b.resDims[int(r.dimOff) : int(r.dimOff)+len(a.dims)]
-	f := newFieldReader(buf, &resourceSchema)
+	f := newFieldReader(buf, resourceSchema)
 	for f.next() {
 		switch f.num {
 		case fieldResourceAttributes:
-			key, val, ok := fastKeyValue(f.data)
+			key, val, ok := fastKeyValue(f.data())
 			if !ok {
 				var err error
-				if key, val, err = decodeKeyValue(f.data, 0); err != nil {
+				if key, val, err = decodeKeyValue(f.data(), 0); err != nil {
 					return err
 				}
 			}
@@ -334,7 +337,7 @@ func (a *Aggregator) decodeResource(b *batch, r *resRec, buf []byte) error {
 				rd[d] = b.valueString(val)
 			}
 		case fieldResourceEntityRefs:
-			if err := validateMessage(f.data, &entityRefSchema); err != nil {
+			if err := validateMessage(f.data(), entityRefSchema); err != nil {
 				return err
 			}
 		}
@@ -343,14 +346,14 @@ func (a *Aggregator) decodeResource(b *batch, r *resRec, buf []byte) error {
 }
 
 func (a *Aggregator) decodeScopeSpans(b *batch, buf []byte, ri int32, collect bool) error {
-	f := newFieldReader(buf, &scopeSpansSchema)
+	f := newFieldReader(buf, scopeSpansSchema)
 	for f.next() {
 		var err error
 		switch f.num {
 		case fieldScopeSpansScope:
-			err = validateMessage(f.data, &scopeSchema)
+			err = validateMessage(f.data(), scopeSchema)
 		case fieldScopeSpansSpans:
-			err = a.decodeSpan(b, f.data, ri, collect)
+			err = a.decodeSpan(b, f.data(), ri, collect)
 		}
 		if err != nil {
 			return err
@@ -368,12 +371,12 @@ func (a *Aggregator) decodeSpan(b *batch, buf []byte, ri int32, collect bool) er
 		sd = b.spanDims[int(rec.dimOff) : int(rec.dimOff)+nd]
 	}
 	var start, end uint64
-	f := newFieldReader(buf, &spanSchema)
+	f := newFieldReader(buf, spanSchema)
 	for f.next() {
 		var err error
 		switch f.num {
 		case fieldSpanName:
-			rec.name = f.data
+			rec.name = f.data()
 		case fieldSpanKind:
 			rec.kind = int32(f.v)
 		case fieldSpanStartTimeUnixNano:
@@ -381,9 +384,9 @@ func (a *Aggregator) decodeSpan(b *batch, buf []byte, ri int32, collect bool) er
 		case fieldSpanEndTimeUnixNano:
 			end = f.v
 		case fieldSpanAttributes:
-			key, val, ok := fastKeyValue(f.data)
+			key, val, ok := fastKeyValue(f.data())
 			if !ok {
-				key, val, err = decodeKeyValue(f.data, 0)
+				key, val, err = decodeKeyValue(f.data(), 0)
 			}
 			if err == nil && collect && a.maybeDimension(key) {
 				if d := a.dimensionIndex(key); d >= 0 && !sd[d].ok {
@@ -391,12 +394,12 @@ func (a *Aggregator) decodeSpan(b *batch, buf []byte, ri int32, collect bool) er
 				}
 			}
 		case fieldSpanEvents:
-			err = validateMessage(f.data, &eventSchema)
+			err = validateMessage(f.data(), eventSchema)
 		case fieldSpanLinks:
-			err = validateMessage(f.data, &linkSchema)
+			err = validateMessage(f.data(), linkSchema)
 		case fieldSpanStatus:
 			// Repeated status messages merge: the last code seen wins.
-			rec.status, err = decodeStatus(f.data, rec.status)
+			rec.status, err = decodeStatus(f.data(), rec.status)
 		}
 		if err != nil {
 			return err
@@ -415,7 +418,7 @@ func (a *Aggregator) decodeSpan(b *batch, buf []byte, ri int32, collect bool) er
 // decodeStatus validates a Status and returns its code, or code when it
 // has none.
 func decodeStatus(buf []byte, code int32) (int32, error) {
-	f := newFieldReader(buf, &statusSchema)
+	f := newFieldReader(buf, statusSchema)
 	for f.next() {
 		if f.num == fieldStatusCode {
 			code = int32(f.v)
@@ -491,13 +494,13 @@ func decodeKeyValue(buf []byte, d int) (key []byte, val anyRef, err error) {
 	if d >= recursionLimit {
 		return nil, anyRef{}, errDepth
 	}
-	f := newFieldReader(buf, &keyValueSchema)
+	f := newFieldReader(buf, keyValueSchema)
 	for f.next() {
 		switch f.num {
 		case fieldKeyValueKey:
-			key = f.data
+			key = f.data()
 		case fieldKeyValueValue:
-			if err := decodeAnyValue(f.data, d+1, &val); err != nil {
+			if err := decodeAnyValue(f.data(), d+1, &val); err != nil {
 				return nil, anyRef{}, err
 			}
 		}
@@ -513,19 +516,23 @@ func decodeAnyValue(buf []byte, d int, v *anyRef) error {
 	if d >= recursionLimit {
 		return errDepth
 	}
-	f := newFieldReader(buf, &anyValueSchema)
+	f := newFieldReader(buf, anyValueSchema)
 	for f.next() {
 		var err error
 		switch f.num {
 		case fieldAnyArrayValue:
-			err = validateList(f.data, d+1, false)
+			err = validateList(f.data(), d+1, false)
 		case fieldAnyKvlistValue:
-			err = validateList(f.data, d+1, true)
+			err = validateList(f.data(), d+1, true)
 		}
 		if err != nil {
 			return err
 		}
-		*v = anyRef{field: f.num, num: f.v, data: f.data}
+		if f.kind == fkLen {
+			*v = anyRef{field: f.num, data: f.data()}
+		} else {
+			*v = anyRef{field: f.num, num: f.v}
+		}
 	}
 	return f.err
 }
@@ -536,18 +543,18 @@ func validateList(buf []byte, d int, kv bool) error {
 	if d >= recursionLimit {
 		return errDepth
 	}
-	schema := &arrayValueSchema
+	schema := arrayValueSchema
 	if kv {
-		schema = &keyValueListSchema
+		schema = keyValueListSchema
 	}
 	f := newFieldReader(buf, schema)
 	for f.next() {
 		var err error
 		if kv {
-			_, _, err = decodeKeyValue(f.data, d+1)
+			_, _, err = decodeKeyValue(f.data(), d+1)
 		} else {
 			var v anyRef
-			err = decodeAnyValue(f.data, d+1, &v)
+			err = decodeAnyValue(f.data(), d+1, &v)
 		}
 		if err != nil {
 			return err
@@ -646,7 +653,7 @@ func rawValue(v anyRef) any {
 		return append([]byte(nil), v.data...)
 	case fieldAnyArrayValue:
 		out := []any{}
-		rangeField(v.data, &arrayValueSchema, fieldArrayValueValues, func(item []byte) {
+		rangeField(v.data, arrayValueSchema, fieldArrayValueValues, func(item []byte) {
 			var iv anyRef
 			_ = decodeAnyValue(item, 0, &iv)
 			out = append(out, rawValue(iv))
@@ -654,7 +661,7 @@ func rawValue(v anyRef) any {
 		return out
 	case fieldAnyKvlistValue:
 		out := map[string]any{}
-		rangeField(v.data, &keyValueListSchema, fieldKeyValueListValues, func(item []byte) {
+		rangeField(v.data, keyValueListSchema, fieldKeyValueListValues, func(item []byte) {
 			k, iv, _ := decodeKeyValue(item, 0)
 			out[string(k)] = rawValue(iv)
 		})
@@ -669,7 +676,7 @@ func rangeField(buf []byte, schema *msgSchema, num int32, fn func([]byte)) {
 	f := newFieldReader(buf, schema)
 	for f.next() {
 		if f.num == num {
-			fn(f.data)
+			fn(f.data())
 		}
 	}
 }
@@ -678,7 +685,7 @@ func rangeField(buf []byte, schema *msgSchema, num int32, fn func([]byte)) {
 // attribute of a validated Resource message (rare path: target_info).
 func rangeResourceAttributes(buf []byte, f func(k, v []byte)) {
 	var b batch
-	rangeField(buf, &resourceSchema, fieldResourceAttributes, func(item []byte) {
+	rangeField(buf, resourceSchema, fieldResourceAttributes, func(item []byte) {
 		k, v, _ := decodeKeyValue(item, 0)
 		b.arena = b.arena[:0]
 		f(k, b.valueString(v).b)
