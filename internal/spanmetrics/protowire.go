@@ -54,15 +54,9 @@ func varint(b []byte, i int) (uint64, int, error) {
 
 // tag reads a field tag.
 func tag(b []byte, i int) (int32, int, int, error) {
-	var t uint64
-	if i < len(b) && b[i] < 0x80 {
-		t = uint64(b[i])
-		i++
-	} else {
-		var err error
-		if t, i, err = varint(b, i); err != nil {
-			return 0, 0, 0, err
-		}
+	t, i, err := varint(b, i)
+	if err != nil {
+		return 0, 0, 0, err
 	}
 	num := int32(t >> 3)
 	if num <= 0 {
@@ -73,15 +67,9 @@ func tag(b []byte, i int) (int32, int, int, error) {
 
 // length reads a length prefix and returns the bounds of the payload.
 func length(b []byte, i int) (int, int, error) {
-	var n uint64
-	if i < len(b) && b[i] < 0x80 {
-		n = uint64(b[i])
-		i++
-	} else {
-		var err error
-		if n, i, err = varint(b, i); err != nil {
-			return 0, 0, err
-		}
+	n, i, err := varint(b, i)
+	if err != nil {
+		return 0, 0, err
 	}
 	if int(n) < 0 {
 		return 0, 0, errInvalidLength
