@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -68,11 +69,19 @@ type Aggregator struct {
 	m      *aggMetrics
 }
 
+// shard is padded to whole cache lines, as Prometheus pads its stripe
+// locks: where the array starts on a line boundary, each shard has a line
+// of its own. shardFields must add up the fields above the pad.
 type shard struct {
 	mu sync.RWMutex
 	m  map[uint64]*series
-	_  [40]byte // keep shards on separate cache lines
+	_  [(cacheLine - shardFields%cacheLine) % cacheLine]byte
 }
+
+const (
+	cacheLine   = 64
+	shardFields = unsafe.Sizeof(sync.RWMutex{}) + unsafe.Sizeof(map[uint64]*series(nil))
+)
 
 type series struct {
 	mu       sync.Mutex

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -285,6 +286,13 @@ func TestAcknowledgedMeansCounted(t *testing.T) {
 		}
 		require.Equal(t, ss.Count, native)
 	}
+}
+
+// TestShardFillsCacheLines fails when a field is added to shard but not to
+// shardFields.
+func TestShardFillsCacheLines(t *testing.T) {
+	require.Zero(t, unsafe.Sizeof(shard{})%cacheLine, "shard is %d bytes", unsafe.Sizeof(shard{}))
+	require.Equal(t, shardFields, unsafe.Offsetof(shard{}.m)+unsafe.Sizeof(shard{}.m))
 }
 
 func TestSteadyStateIngestDoesNotAllocate(t *testing.T) {

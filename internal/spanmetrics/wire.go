@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"strconv"
 
@@ -21,149 +20,212 @@ import (
 // field checked for its wire type, trace and span IDs of 0/16 and 0/8
 // bytes, a nesting limit of 100 for attribute values, singular messages
 // merged when repeated, the last AnyValue oneof field winning, and
-// ResourceSpans field 1000 used when field 2 is absent.
+// ResourceSpans' deprecated scope spans (field 1000) used when scope_spans
+// is absent. Wrong wire types are reported with pdata's field names.
 
-var (
-	errOverflow      = errors.New("proto: integer overflow")
-	errInvalidLength = errors.New("proto: negative length found during unmarshaling")
-	errIllegalTag    = errors.New("proto: illegal tag")
-	errEndOfGroup    = errors.New("proto: unexpected end of group")
-	errDepth         = errors.New("proto: exceeded max recursion depth")
-	errTraceID       = errors.New("invalid trace ID length")
-	errSpanID        = errors.New("invalid span ID length")
-)
+var errDepth = errors.New("proto: exceeded max recursion depth")
 
+// recursionLimit is pdata's nesting limit for attribute values.
+const recursionLimit = 100
+
+// Field numbers, named field<Message><Field> after opentelemetry-proto
+// (collector/trace/v1/trace_service.proto, trace/v1/trace.proto,
+// resource/v1/resource.proto, common/v1/common.proto).
 const (
-	wtVarint = 0
-	wtI64    = 1
-	wtLen    = 2
-	wtSGroup = 3
-	wtEGroup = 4
-	wtI32    = 5
+	// ExportTraceServiceRequest.
+	fieldRequestResourceSpans = 1
 
-	recursionLimit = 100
+	// ResourceSpans. Field 1000 is reserved in the proto; pdata decodes it
+	// as DeprecatedScopeSpans (the former instrumentation_library_spans).
+	fieldResourceSpansResource             = 1
+	fieldResourceSpansScopeSpans           = 2
+	fieldResourceSpansSchemaURL            = 3
+	fieldResourceSpansDeprecatedScopeSpans = 1000
+
+	// Resource.
+	fieldResourceAttributes             = 1
+	fieldResourceDroppedAttributesCount = 2
+	fieldResourceEntityRefs             = 3
+
+	// EntityRef.
+	fieldEntityRefSchemaURL       = 1
+	fieldEntityRefType            = 2
+	fieldEntityRefIDKeys          = 3
+	fieldEntityRefDescriptionKeys = 4
+
+	// ScopeSpans.
+	fieldScopeSpansScope     = 1
+	fieldScopeSpansSpans     = 2
+	fieldScopeSpansSchemaURL = 3
+
+	// InstrumentationScope.
+	fieldScopeName                   = 1
+	fieldScopeVersion                = 2
+	fieldScopeAttributes             = 3
+	fieldScopeDroppedAttributesCount = 4
+
+	// Span.
+	fieldSpanTraceID                = 1
+	fieldSpanSpanID                 = 2
+	fieldSpanTraceState             = 3
+	fieldSpanParentSpanID           = 4
+	fieldSpanName                   = 5
+	fieldSpanKind                   = 6
+	fieldSpanStartTimeUnixNano      = 7
+	fieldSpanEndTimeUnixNano        = 8
+	fieldSpanAttributes             = 9
+	fieldSpanDroppedAttributesCount = 10
+	fieldSpanEvents                 = 11
+	fieldSpanDroppedEventsCount     = 12
+	fieldSpanLinks                  = 13
+	fieldSpanDroppedLinksCount      = 14
+	fieldSpanStatus                 = 15
+	fieldSpanFlags                  = 16
+
+	// Span.Event.
+	fieldEventTimeUnixNano           = 1
+	fieldEventName                   = 2
+	fieldEventAttributes             = 3
+	fieldEventDroppedAttributesCount = 4
+
+	// Span.Link.
+	fieldLinkTraceID                = 1
+	fieldLinkSpanID                 = 2
+	fieldLinkTraceState             = 3
+	fieldLinkAttributes             = 4
+	fieldLinkDroppedAttributesCount = 5
+	fieldLinkFlags                  = 6
+
+	// Status. Field 1 (deprecated_code) is reserved; pdata skips it.
+	fieldStatusMessage = 2
+	fieldStatusCode    = 3
+
+	// KeyValue.
+	fieldKeyValueKey         = 1
+	fieldKeyValueValue       = 2
+	fieldKeyValueKeyStrindex = 3
+
+	// AnyValue (the value oneof).
+	fieldAnyStringValue         = 1
+	fieldAnyBoolValue           = 2
+	fieldAnyIntValue            = 3
+	fieldAnyDoubleValue         = 4
+	fieldAnyArrayValue          = 5
+	fieldAnyKvlistValue         = 6
+	fieldAnyBytesValue          = 7
+	fieldAnyStringValueStrindex = 8
+
+	// ArrayValue and KeyValueList.
+	fieldArrayValueValues   = 1
+	fieldKeyValueListValues = 1
 )
 
-func wireTypeErr(field string, wt int) error {
-	return fmt.Errorf("proto: wrong wireType = %d for field %s", wt, field)
-}
+// The schema of every message the reader walks: the fields pdata decodes,
+// with the names its errors use.
+var (
+	requestSchema = newSchema([]fieldSpec{
+		{fieldRequestResourceSpans, fkLen, "ResourceSpans"},
+	})
+	resourceSpansSchema = newSchema([]fieldSpec{
+		{fieldResourceSpansResource, fkLen, "Resource"},
+		{fieldResourceSpansScopeSpans, fkLen, "ScopeSpans"},
+		{fieldResourceSpansSchemaURL, fkLen, "SchemaUrl"},
+		{fieldResourceSpansDeprecatedScopeSpans, fkLen, "DeprecatedScopeSpans"},
+	})
+	resourceSchema = newSchema([]fieldSpec{
+		{fieldResourceAttributes, fkKV, "Attributes"},
+		{fieldResourceDroppedAttributesCount, fkVarint, "DroppedAttributesCount"},
+		{fieldResourceEntityRefs, fkLen, "EntityRefs"},
+	})
+	entityRefSchema = newSchema([]fieldSpec{
+		{fieldEntityRefSchemaURL, fkLen, "SchemaUrl"},
+		{fieldEntityRefType, fkLen, "Type"},
+		{fieldEntityRefIDKeys, fkLen, "IdKeys"},
+		{fieldEntityRefDescriptionKeys, fkLen, "DescriptionKeys"},
+	})
+	scopeSpansSchema = newSchema([]fieldSpec{
+		{fieldScopeSpansScope, fkLen, "Scope"},
+		{fieldScopeSpansSpans, fkLen, "Spans"},
+		{fieldScopeSpansSchemaURL, fkLen, "SchemaUrl"},
+	})
+	scopeSchema = newSchema([]fieldSpec{
+		{fieldScopeName, fkLen, "Name"},
+		{fieldScopeVersion, fkLen, "Version"},
+		{fieldScopeAttributes, fkKV, "Attributes"},
+		{fieldScopeDroppedAttributesCount, fkVarint, "DroppedAttributesCount"},
+	})
+	spanSchema = newSchema([]fieldSpec{
+		{fieldSpanTraceID, fkTraceID, "TraceId"},
+		{fieldSpanSpanID, fkSpanID, "SpanId"},
+		{fieldSpanTraceState, fkLen, "TraceState"},
+		{fieldSpanParentSpanID, fkSpanID, "ParentSpanId"},
+		{fieldSpanName, fkLen, "Name"},
+		{fieldSpanKind, fkVarint, "Kind"},
+		{fieldSpanStartTimeUnixNano, fkI64, "StartTimeUnixNano"},
+		{fieldSpanEndTimeUnixNano, fkI64, "EndTimeUnixNano"},
+		{fieldSpanAttributes, fkKV, "Attributes"},
+		{fieldSpanDroppedAttributesCount, fkVarint, "DroppedAttributesCount"},
+		{fieldSpanEvents, fkLen, "Events"},
+		{fieldSpanDroppedEventsCount, fkVarint, "DroppedEventsCount"},
+		{fieldSpanLinks, fkLen, "Links"},
+		{fieldSpanDroppedLinksCount, fkVarint, "DroppedLinksCount"},
+		{fieldSpanStatus, fkLen, "Status"},
+		{fieldSpanFlags, fkI32, "Flags"},
+	})
+	eventSchema = newSchema([]fieldSpec{
+		{fieldEventTimeUnixNano, fkI64, "TimeUnixNano"},
+		{fieldEventName, fkLen, "Name"},
+		{fieldEventAttributes, fkKV, "Attributes"},
+		{fieldEventDroppedAttributesCount, fkVarint, "DroppedAttributesCount"},
+	})
+	linkSchema = newSchema([]fieldSpec{
+		{fieldLinkTraceID, fkTraceID, "TraceId"},
+		{fieldLinkSpanID, fkSpanID, "SpanId"},
+		{fieldLinkTraceState, fkLen, "TraceState"},
+		{fieldLinkAttributes, fkKV, "Attributes"},
+		{fieldLinkDroppedAttributesCount, fkVarint, "DroppedAttributesCount"},
+		{fieldLinkFlags, fkI32, "Flags"},
+	})
+	statusSchema = newSchema([]fieldSpec{
+		{fieldStatusMessage, fkLen, "Message"},
+		{fieldStatusCode, fkVarint, "Code"},
+	})
+	keyValueSchema = newSchema([]fieldSpec{
+		{fieldKeyValueKey, fkLen, "Key"},
+		{fieldKeyValueValue, fkLen, "Value"},
+		{fieldKeyValueKeyStrindex, fkVarint, "KeyStrindex"},
+	})
+	anyValueSchema = newSchema([]fieldSpec{
+		{fieldAnyStringValue, fkLen, "StringValue"},
+		{fieldAnyBoolValue, fkVarint, "BoolValue"},
+		{fieldAnyIntValue, fkVarint, "IntValue"},
+		{fieldAnyDoubleValue, fkI64, "DoubleValue"},
+		{fieldAnyArrayValue, fkLen, "ArrayValue"},
+		{fieldAnyKvlistValue, fkLen, "KvlistValue"},
+		{fieldAnyBytesValue, fkLen, "BytesValue"},
+		{fieldAnyStringValueStrindex, fkVarint, "StringValueStrindex"},
+	})
+	arrayValueSchema = newSchema([]fieldSpec{
+		{fieldArrayValueValues, fkLen, "Values"},
+	})
+	keyValueListSchema = newSchema([]fieldSpec{
+		{fieldKeyValueListValues, fkKV, "Values"},
+	})
+)
 
-// varint reads a varint at b[i:], returning the value and the next index.
-// The common one-byte case is handled inline by callers via uvarint.
-func varint(b []byte, i int) (uint64, int, error) {
-	var v uint64
-	for shift := uint(0); shift < 64; shift += 7 {
-		if i >= len(b) {
-			return 0, 0, io.ErrUnexpectedEOF
-		}
-		c := b[i]
-		i++
-		v |= uint64(c&0x7f) << shift
-		if c < 0x80 {
-			return v, i, nil
-		}
-	}
-	return 0, 0, errOverflow
-}
-
-// tag reads a field tag.
-func tag(b []byte, i int) (int32, int, int, error) {
-	var t uint64
-	if i < len(b) && b[i] < 0x80 {
-		t = uint64(b[i])
-		i++
-	} else {
-		var err error
-		if t, i, err = varint(b, i); err != nil {
-			return 0, 0, 0, err
-		}
-	}
-	num := int32(t >> 3)
-	if num <= 0 {
-		return 0, 0, 0, errIllegalTag
-	}
-	return num, int(t & 7), i, nil
-}
-
-// length reads a length prefix and returns the bounds of the payload.
-func length(b []byte, i int) (int, int, error) {
-	var n uint64
-	if i < len(b) && b[i] < 0x80 {
-		n = uint64(b[i])
-		i++
-	} else {
-		var err error
-		if n, i, err = varint(b, i); err != nil {
-			return 0, 0, err
-		}
-	}
-	if int(n) < 0 {
-		return 0, 0, errInvalidLength
-	}
-	end := i + int(n)
-	if end < i || end > len(b) {
-		return 0, 0, io.ErrUnexpectedEOF
-	}
-	return i, end, nil
-}
-
-func fixed64(b []byte, i int) (uint64, int, error) {
-	if len(b)-i < 8 {
-		return 0, 0, io.ErrUnexpectedEOF
-	}
-	v := uint64(b[i]) | uint64(b[i+1])<<8 | uint64(b[i+2])<<16 | uint64(b[i+3])<<24 |
-		uint64(b[i+4])<<32 | uint64(b[i+5])<<40 | uint64(b[i+6])<<48 | uint64(b[i+7])<<56
-	return v, i + 8, nil
-}
-
-func skipFixed32(b []byte, i int) (int, error) {
-	if len(b)-i < 4 {
-		return 0, io.ErrUnexpectedEOF
-	}
-	return i + 4, nil
-}
-
-// skipUnknown skips an unknown field whose tag has been read, exactly as
-// pdata's ConsumeUnknown does, including its handling of groups (it returns
-// after the first non-group field inside a group).
-func skipUnknown(b []byte, i, wt int) (int, error) {
-	depth := 0
-	for {
-		if i >= len(b) {
-			return 0, io.ErrUnexpectedEOF
-		}
-		var err error
-		switch wt {
-		case wtVarint:
-			_, i, err = varint(b, i)
-			return i, err
-		case wtI64:
-			if len(b)-i < 8 {
-				return 0, io.ErrUnexpectedEOF
+// validateMessage checks buf against schema as pdata's decoder would, for
+// the messages span metrics do not read: every field's wire type and
+// length, trace and span IDs, and attributes.
+func validateMessage(buf []byte, schema *msgSchema) error {
+	f := newFieldReader(buf, schema)
+	for f.next() {
+		if f.kind == fkKV {
+			if _, _, err := decodeKeyValue(f.data(), 0); err != nil {
+				return err
 			}
-			return i + 8, nil
-		case wtLen:
-			_, i, err = length(b, i)
-			return i, err
-		case wtI32:
-			return skipFixed32(b, i)
-		case wtSGroup:
-			depth++
-		case wtEGroup:
-			if depth == 0 {
-				return 0, errEndOfGroup
-			}
-			depth--
-		default:
-			return 0, fmt.Errorf("proto: illegal wireType %d", wt)
-		}
-		if depth == 0 {
-			return i, nil
-		}
-		if _, wt, i, err = tag(b, i); err != nil {
-			return 0, err
 		}
 	}
+	return f.err
 }
 
 // anyRef is the final state of an AnyValue: the oneof field that won (0 for
@@ -189,31 +251,14 @@ func (a *Aggregator) ConsumeProto(req []byte) (int, error) {
 }
 
 func (a *Aggregator) decodeRequest(b *batch, buf []byte) error {
-	for i := 0; i < len(buf); {
-		num, wt, j, err := tag(buf, i)
-		if err != nil {
-			return err
-		}
-		i = j
-		if num == 1 {
-			if wt != wtLen {
-				return wireTypeErr("ResourceSpans", wt)
-			}
-			s, e, err := length(buf, i)
-			if err != nil {
-				return err
-			}
-			if err := a.decodeResourceSpans(b, buf[s:e]); err != nil {
-				return err
-			}
-			i = e
-			continue
-		}
-		if i, err = skipUnknown(buf, i, wt); err != nil {
+	f := newFieldReader(buf, requestSchema)
+	for f.next() {
+		// resource_spans is the only field.
+		if err := a.decodeResourceSpans(b, f.data()); err != nil {
 			return err
 		}
 	}
-	return nil
+	return f.err
 }
 
 func (a *Aggregator) decodeResourceSpans(b *batch, buf []byte) error {
@@ -223,88 +268,54 @@ func (a *Aggregator) decodeResourceSpans(b *batch, buf []byte) error {
 	hasScopeSpans := false
 	// Pass 1: the resource (it may follow the spans on the wire) and
 	// validation of everything but scope spans.
-	for i := 0; i < len(buf); {
-		num, wt, j, err := tag(buf, i)
-		if err != nil {
-			return err
-		}
-		i = j
-		switch num {
-		case 1, 2, 3, 1000:
-			if wt != wtLen {
-				return wireTypeErr("ResourceSpans", wt)
-			}
-			s, e, err := length(buf, i)
-			if err != nil {
+	f := newFieldReader(buf, resourceSpansSchema)
+	for f.next() {
+		switch f.num {
+		case fieldResourceSpansResource:
+			b.resRaw = append(b.resRaw, f.data())
+			r.rawN++
+			if err := a.decodeResource(b, &r, f.data()); err != nil {
 				return err
 			}
-			i = e
-			switch num {
-			case 1:
-				b.resRaw = append(b.resRaw, buf[s:e])
-				r.rawN++
-				if err := a.decodeResource(b, &r, buf[s:e]); err != nil {
-					return err
-				}
-			case 2:
-				hasScopeSpans = true
-			}
-		default:
-			if i, err = skipUnknown(buf, i, wt); err != nil {
-				return err
-			}
+		case fieldResourceSpansScopeSpans:
+			hasScopeSpans = true
 		}
+	}
+	if f.err != nil {
+		return f.err
 	}
 	if !r.service.ok || len(r.service.b) == 0 {
 		r.service = valRef{b: unknownService, ok: true}
 	}
 	ri := int32(len(b.res))
 	b.res = append(b.res, r)
-	// Pass 2: scope spans. Field 1000 (deprecated) is decoded, and its spans
-	// count only when there is no field 2, as pdata's migration does.
-	for i := 0; i < len(buf); {
-		num, wt, j, _ := tag(buf, i)
-		i = j
-		if num == 2 || num == 1000 {
-			s, e, _ := length(buf, i)
-			if err := a.decodeScopeSpans(b, buf[s:e], ri, num == 2 || !hasScopeSpans); err != nil {
+	// Pass 2: scope spans. The deprecated field is decoded, and its spans
+	// count only when there are no scope_spans, as pdata's migration does.
+	f = newFieldReader(buf, resourceSpansSchema)
+	for f.next() {
+		switch f.num {
+		case fieldResourceSpansScopeSpans, fieldResourceSpansDeprecatedScopeSpans:
+			collect := f.num == fieldResourceSpansScopeSpans || !hasScopeSpans
+			if err := a.decodeScopeSpans(b, f.data(), ri, collect); err != nil {
 				return err
 			}
-			i = e
-			continue
 		}
-		if num == 1 || num == 3 {
-			_, i, _ = length(buf, i)
-			continue
-		}
-		i, _ = skipUnknown(buf, i, wt)
 	}
-	return nil
+	return f.err
 }
 
 var unknownService = []byte(UnknownService)
 
 func (a *Aggregator) decodeResource(b *batch, r *resRec, buf []byte) error {
 	rd := b.resDims[int(r.dimOff) : int(r.dimOff)+len(a.dims)]
-	for i := 0; i < len(buf); {
-		num, wt, j, err := tag(buf, i)
-		if err != nil {
-			return err
-		}
-		i = j
-		switch num {
-		case 1:
-			if wt != wtLen {
-				return wireTypeErr("Attributes", wt)
-			}
-			s, e, err := length(buf, i)
-			if err != nil {
-				return err
-			}
-			i = e
-			key, val, ok := fastKeyValue(buf[s:e])
+	f := newFieldReader(buf, resourceSchema)
+	for f.next() {
+		switch f.num {
+		case fieldResourceAttributes:
+			key, val, ok := fastKeyValue(f.data())
 			if !ok {
-				if key, val, err = decodeKeyValue(buf[s:e], 0); err != nil {
+				var err error
+				if key, val, err = decodeKeyValue(f.data(), 0); err != nil {
 					return err
 				}
 			}
@@ -325,158 +336,30 @@ func (a *Aggregator) decodeResource(b *batch, r *resRec, buf []byte) error {
 			if d := a.dimensionIndex(key); d >= 0 && !rd[d].ok {
 				rd[d] = b.valueString(val)
 			}
-		case 2:
-			if wt != wtVarint {
-				return wireTypeErr("DroppedAttributesCount", wt)
-			}
-			if _, i, err = varint(buf, i); err != nil {
-				return err
-			}
-		case 3:
-			if wt != wtLen {
-				return wireTypeErr("EntityRefs", wt)
-			}
-			s, e, err := length(buf, i)
-			if err != nil {
-				return err
-			}
-			i = e
-			if err := validateMessage(buf[s:e], &entityRefSchema, nil); err != nil {
-				return err
-			}
-		default:
-			if i, err = skipUnknown(buf, i, wt); err != nil {
+		case fieldResourceEntityRefs:
+			if err := validateMessage(f.data(), entityRefSchema); err != nil {
 				return err
 			}
 		}
 	}
-	return nil
+	return f.err
 }
 
 func (a *Aggregator) decodeScopeSpans(b *batch, buf []byte, ri int32, collect bool) error {
-	for i := 0; i < len(buf); {
-		num, wt, j, err := tag(buf, i)
-		if err != nil {
-			return err
-		}
-		i = j
-		switch num {
-		case 1, 2, 3:
-			if wt != wtLen {
-				return wireTypeErr("ScopeSpans", wt)
-			}
-			s, e, err := length(buf, i)
-			if err != nil {
-				return err
-			}
-			i = e
-			switch num {
-			case 1:
-				err = validateMessage(buf[s:e], &scopeSchema, nil)
-			case 2:
-				err = a.decodeSpan(b, buf[s:e], ri, collect)
-			}
-			if err != nil {
-				return err
-			}
-		default:
-			if i, err = skipUnknown(buf, i, wt); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// fieldKind is what a message schema expects of a field.
-type fieldKind uint8
-
-const (
-	fkUnknown fieldKind = iota // skipped like any unknown field
-	fkVarint
-	fkI64
-	fkI32
-	fkBytes   // string or bytes
-	fkTraceID // bytes of length 0 or 16
-	fkSpanID  // bytes of length 0 or 8
-	fkKV      // a top-level attribute KeyValue
-	fkCode    // varint kept in the code argument (Status.code)
-)
-
-// msgSchema maps field numbers to kinds, for the messages span metrics
-// only validate.
-type msgSchema [8]fieldKind
-
-var (
-	scopeSchema     = msgSchema{1: fkBytes, 2: fkBytes, 3: fkKV, 4: fkVarint}
-	entityRefSchema = msgSchema{1: fkBytes, 2: fkBytes, 3: fkBytes, 4: fkBytes}
-	eventSchema     = msgSchema{1: fkI64, 2: fkBytes, 3: fkKV, 4: fkVarint}
-	linkSchema      = msgSchema{1: fkTraceID, 2: fkSpanID, 3: fkBytes, 4: fkKV, 5: fkVarint, 6: fkI32}
-	statusSchema    = msgSchema{2: fkBytes, 3: fkCode} // field 1 (deprecated code) is unknown to pdata
-)
-
-var wantWireType = [...]int{fkVarint: wtVarint, fkI64: wtI64, fkI32: wtI32, fkBytes: wtLen,
-	fkTraceID: wtLen, fkSpanID: wtLen, fkKV: wtLen, fkCode: wtVarint}
-
-// validateMessage checks buf against schema as pdata's decoder would; the
-// last fkCode varint, if any, is stored in code.
-func validateMessage(buf []byte, schema *msgSchema, code *int32) error {
-	for i := 0; i < len(buf); {
-		num, wt, j, err := tag(buf, i)
-		if err != nil {
-			return err
-		}
-		i = j
-		kind := fkUnknown
-		if int(num) < len(schema) {
-			kind = schema[num]
-		}
-		if kind == fkUnknown {
-			if i, err = skipUnknown(buf, i, wt); err != nil {
-				return err
-			}
-			continue
-		}
-		if wt != wantWireType[kind] {
-			return wireTypeErr(strconv.Itoa(int(num)), wt)
-		}
-		switch kind {
-		case fkVarint, fkCode:
-			var v uint64
-			if v, i, err = varint(buf, i); err == nil && kind == fkCode {
-				*code = int32(v)
-			}
-		case fkI64:
-			_, i, err = fixed64(buf, i)
-		case fkI32:
-			i, err = skipFixed32(buf, i)
-		default:
-			var s, e int
-			if s, e, err = length(buf, i); err != nil {
-				return err
-			}
-			i = e
-			switch kind {
-			case fkTraceID:
-				err = checkID(e-s, 16, errTraceID)
-			case fkSpanID:
-				err = checkID(e-s, 8, errSpanID)
-			case fkKV:
-				_, _, err = decodeKeyValue(buf[s:e], 0)
-			}
+	f := newFieldReader(buf, scopeSpansSchema)
+	for f.next() {
+		var err error
+		switch f.num {
+		case fieldScopeSpansScope:
+			err = validateMessage(f.data(), scopeSchema)
+		case fieldScopeSpansSpans:
+			err = a.decodeSpan(b, f.data(), ri, collect)
 		}
 		if err != nil {
 			return err
 		}
 	}
-	return nil
-}
-
-func checkID(n, want int, err error) error {
-	if n != 0 && n != want {
-		return err
-	}
-	return nil
+	return f.err
 }
 
 func (a *Aggregator) decodeSpan(b *batch, buf []byte, ri int32, collect bool) error {
@@ -488,94 +371,42 @@ func (a *Aggregator) decodeSpan(b *batch, buf []byte, ri int32, collect bool) er
 		sd = b.spanDims[int(rec.dimOff) : int(rec.dimOff)+nd]
 	}
 	var start, end uint64
-	for i := 0; i < len(buf); {
-		var num int32
-		var wt int
+	f := newFieldReader(buf, spanSchema)
+	for f.next() {
 		var err error
-		if c := buf[i]; c >= 0x08 && c < 0x80 {
-			// One-byte tag, inlined: the common case.
-			num, wt = int32(c>>3), int(c&7)
-			i++
-		} else if num, wt, i, err = tag(buf, i); err != nil {
+		switch f.num {
+		case fieldSpanName:
+			rec.name = f.data()
+		case fieldSpanKind:
+			rec.kind = int32(f.v)
+		case fieldSpanStartTimeUnixNano:
+			start = f.v
+		case fieldSpanEndTimeUnixNano:
+			end = f.v
+		case fieldSpanAttributes:
+			key, val, ok := fastKeyValue(f.data())
+			if !ok {
+				key, val, err = decodeKeyValue(f.data(), 0)
+			}
+			if err == nil && collect && a.maybeDimension(key) {
+				if d := a.dimensionIndex(key); d >= 0 && !sd[d].ok {
+					sd[d] = b.valueString(val)
+				}
+			}
+		case fieldSpanEvents:
+			err = validateMessage(f.data(), eventSchema)
+		case fieldSpanLinks:
+			err = validateMessage(f.data(), linkSchema)
+		case fieldSpanStatus:
+			// Repeated status messages merge: the last code seen wins.
+			rec.status, err = decodeStatus(f.data(), rec.status)
+		}
+		if err != nil {
 			return err
 		}
-		switch num {
-		case 1, 2, 3, 4, 5, 9, 11, 13, 15:
-			if wt != wtLen {
-				return wireTypeErr("Span", wt)
-			}
-			s, e, err := length(buf, i)
-			if err != nil {
-				return err
-			}
-			i = e
-			switch num {
-			case 1:
-				err = checkID(e-s, 16, errTraceID)
-			case 2, 4:
-				err = checkID(e-s, 8, errSpanID)
-			case 5:
-				rec.name = buf[s:e]
-			case 9:
-				key, val, ok := fastKeyValue(buf[s:e])
-				if !ok {
-					key, val, err = decodeKeyValue(buf[s:e], 0)
-				}
-				if err == nil && collect && a.maybeDimension(key) {
-					if d := a.dimensionIndex(key); d >= 0 && !sd[d].ok {
-						sd[d] = b.valueString(val)
-					}
-				}
-			case 11:
-				err = validateMessage(buf[s:e], &eventSchema, nil)
-			case 13:
-				err = validateMessage(buf[s:e], &linkSchema, nil)
-			case 15:
-				// Repeated status messages merge: the last code seen wins.
-				err = validateMessage(buf[s:e], &statusSchema, &rec.status)
-			}
-			if err != nil {
-				return err
-			}
-		case 6, 10, 12, 14:
-			if wt != wtVarint {
-				return wireTypeErr("Span", wt)
-			}
-			var v uint64
-			if i < len(buf) && buf[i] < 0x80 {
-				v = uint64(buf[i])
-				i++
-			} else if v, i, err = varint(buf, i); err != nil {
-				return err
-			}
-			if num == 6 {
-				rec.kind = int32(v)
-			}
-		case 7, 8:
-			if wt != wtI64 {
-				return wireTypeErr("Span", wt)
-			}
-			var v uint64
-			if v, i, err = fixed64(buf, i); err != nil {
-				return err
-			}
-			if num == 7 {
-				start = v
-			} else {
-				end = v
-			}
-		case 16:
-			if wt != wtI32 {
-				return wireTypeErr("Flags", wt)
-			}
-			if i, err = skipFixed32(buf, i); err != nil {
-				return err
-			}
-		default:
-			if i, err = skipUnknown(buf, i, wt); err != nil {
-				return err
-			}
-		}
+	}
+	if f.err != nil {
+		return f.err
 	}
 	if collect {
 		rec.durNs = duration(start, end)
@@ -583,6 +414,29 @@ func (a *Aggregator) decodeSpan(b *batch, buf []byte, ri int32, collect bool) er
 	}
 	return nil
 }
+
+// decodeStatus validates a Status and returns its code, or code when it
+// has none.
+func decodeStatus(buf []byte, code int32) (int32, error) {
+	f := newFieldReader(buf, statusSchema)
+	for f.next() {
+		if f.num == fieldStatusCode {
+			code = int32(f.v)
+		}
+	}
+	return code, f.err
+}
+
+// Tags of the fields that fastKeyValue reads.
+const (
+	tagKeyValueKey      = fieldKeyValueKey<<3 | wtLen
+	tagKeyValueValue    = fieldKeyValueValue<<3 | wtLen
+	tagAnyStringValue   = fieldAnyStringValue<<3 | wtLen
+	tagAnyBoolValue     = fieldAnyBoolValue<<3 | wtVarint
+	tagAnyIntValue      = fieldAnyIntValue<<3 | wtVarint
+	tagAnyDoubleValue   = fieldAnyDoubleValue<<3 | wtI64
+	anyDoubleValueBytes = 1 + 8 // tag and fixed64
+)
 
 // fastKeyValue decodes the common shape of a top-level attribute: one key
 // and one scalar value, in either order (pdata writes the value first), with
@@ -600,9 +454,9 @@ func fastKeyValue(kv []byte) (key []byte, val anyRef, ok bool) {
 			return nil, anyRef{}, false
 		}
 		switch {
-		case kv[p] == 0x0a && !haveKey:
+		case kv[p] == tagKeyValueKey && !haveKey:
 			key, haveKey = kv[p+2:end], true
-		case kv[p] == 0x12 && !haveVal:
+		case kv[p] == tagKeyValueValue && !haveVal:
 			v, haveVal = kv[p+2:end], true
 		default:
 			return nil, anyRef{}, false
@@ -616,18 +470,18 @@ func fastKeyValue(kv []byte) (key []byte, val anyRef, ok bool) {
 		return key, anyRef{}, true
 	}
 	switch v[0] {
-	case 0x0a: // string_value
+	case tagAnyStringValue:
 		if len(v) >= 2 && v[1] < 0x80 && 2+int(v[1]) == len(v) {
-			return key, anyRef{field: 1, data: v[2:]}, true
+			return key, anyRef{field: fieldAnyStringValue, data: v[2:]}, true
 		}
-	case 0x10, 0x18: // bool_value, int_value
+	case tagAnyBoolValue, tagAnyIntValue:
 		if n, end, err := varint(v, 1); err == nil && end == len(v) {
 			return key, anyRef{field: int32(v[0] >> 3), num: n}, true
 		}
-	case 0x21: // double_value
-		if len(v) == 9 {
+	case tagAnyDoubleValue:
+		if len(v) == anyDoubleValueBytes {
 			n, _, _ := fixed64(v, 1)
-			return key, anyRef{field: 4, num: n}, true
+			return key, anyRef{field: fieldAnyDoubleValue, num: n}, true
 		}
 	}
 	return nil, anyRef{}, false
@@ -640,39 +494,19 @@ func decodeKeyValue(buf []byte, d int) (key []byte, val anyRef, err error) {
 	if d >= recursionLimit {
 		return nil, anyRef{}, errDepth
 	}
-	for i := 0; i < len(buf); {
-		num, wt, j, err := tag(buf, i)
-		if err != nil {
-			return nil, anyRef{}, err
-		}
-		i = j
-		switch num {
-		case 1, 2:
-			if wt != wtLen {
-				return nil, anyRef{}, wireTypeErr("KeyValue", wt)
-			}
-			s, e, err := length(buf, i)
-			if err != nil {
-				return nil, anyRef{}, err
-			}
-			i = e
-			if num == 1 {
-				key = buf[s:e]
-			} else if err := decodeAnyValue(buf[s:e], d+1, &val); err != nil {
-				return nil, anyRef{}, err
-			}
-		case 3:
-			if wt != wtVarint {
-				return nil, anyRef{}, wireTypeErr("KeyStrindex", wt)
-			}
-			if _, i, err = varint(buf, i); err != nil {
-				return nil, anyRef{}, err
-			}
-		default:
-			if i, err = skipUnknown(buf, i, wt); err != nil {
+	f := newFieldReader(buf, keyValueSchema)
+	for f.next() {
+		switch f.num {
+		case fieldKeyValueKey:
+			key = f.data()
+		case fieldKeyValueValue:
+			if err := decodeAnyValue(f.data(), d+1, &val); err != nil {
 				return nil, anyRef{}, err
 			}
 		}
+	}
+	if f.err != nil {
+		return nil, anyRef{}, f.err
 	}
 	return key, val, nil
 }
@@ -682,57 +516,25 @@ func decodeAnyValue(buf []byte, d int, v *anyRef) error {
 	if d >= recursionLimit {
 		return errDepth
 	}
-	for i := 0; i < len(buf); {
-		num, wt, j, err := tag(buf, i)
+	f := newFieldReader(buf, anyValueSchema)
+	for f.next() {
+		var err error
+		switch f.num {
+		case fieldAnyArrayValue:
+			err = validateList(f.data(), d+1, false)
+		case fieldAnyKvlistValue:
+			err = validateList(f.data(), d+1, true)
+		}
 		if err != nil {
 			return err
 		}
-		i = j
-		switch num {
-		case 1, 5, 6, 7:
-			if wt != wtLen {
-				return wireTypeErr("AnyValue", wt)
-			}
-			s, e, err := length(buf, i)
-			if err != nil {
-				return err
-			}
-			i = e
-			switch num {
-			case 5:
-				err = validateList(buf[s:e], d+1, false)
-			case 6:
-				err = validateList(buf[s:e], d+1, true)
-			}
-			if err != nil {
-				return err
-			}
-			*v = anyRef{field: num, data: buf[s:e]}
-		case 2, 3, 8:
-			if wt != wtVarint {
-				return wireTypeErr("AnyValue", wt)
-			}
-			var n uint64
-			if n, i, err = varint(buf, i); err != nil {
-				return err
-			}
-			*v = anyRef{field: num, num: n}
-		case 4:
-			if wt != wtI64 {
-				return wireTypeErr("DoubleValue", wt)
-			}
-			var n uint64
-			if n, i, err = fixed64(buf, i); err != nil {
-				return err
-			}
-			*v = anyRef{field: num, num: n}
-		default:
-			if i, err = skipUnknown(buf, i, wt); err != nil {
-				return err
-			}
+		if f.kind == fkLen {
+			*v = anyRef{field: f.num, data: f.data()}
+		} else {
+			*v = anyRef{field: f.num, num: f.v}
 		}
 	}
-	return nil
+	return f.err
 }
 
 // validateList validates an ArrayValue (values are AnyValues) or a
@@ -741,37 +543,24 @@ func validateList(buf []byte, d int, kv bool) error {
 	if d >= recursionLimit {
 		return errDepth
 	}
-	for i := 0; i < len(buf); {
-		num, wt, j, err := tag(buf, i)
-		if err != nil {
-			return err
-		}
-		i = j
-		if num != 1 {
-			if i, err = skipUnknown(buf, i, wt); err != nil {
-				return err
-			}
-			continue
-		}
-		if wt != wtLen {
-			return wireTypeErr("Values", wt)
-		}
-		s, e, err := length(buf, i)
-		if err != nil {
-			return err
-		}
-		i = e
+	schema := arrayValueSchema
+	if kv {
+		schema = keyValueListSchema
+	}
+	f := newFieldReader(buf, schema)
+	for f.next() {
+		var err error
 		if kv {
-			_, _, err = decodeKeyValue(buf[s:e], d+1)
+			_, _, err = decodeKeyValue(f.data(), d+1)
 		} else {
 			var v anyRef
-			err = decodeAnyValue(buf[s:e], d+1, &v)
+			err = decodeAnyValue(f.data(), d+1, &v)
 		}
 		if err != nil {
 			return err
 		}
 	}
-	return nil
+	return f.err
 }
 
 var (
@@ -783,24 +572,24 @@ var (
 // request; other values are written to the batch arena.
 func (b *batch) valueString(v anyRef) valRef {
 	switch v.field {
-	case 1:
+	case fieldAnyStringValue:
 		return valRef{b: v.data, ok: true}
-	case 2:
+	case fieldAnyBoolValue:
 		if v.num != 0 {
 			return valRef{b: strTrue, ok: true}
 		}
 		return valRef{b: strFalse, ok: true}
-	case 3:
+	case fieldAnyIntValue:
 		return b.arenaAppend(strconv.AppendInt(b.arena, int64(v.num), 10))
-	case 4:
+	case fieldAnyDoubleValue:
 		return b.arenaAppend(appendDouble(b.arena, math.Float64frombits(v.num)))
-	case 7:
+	case fieldAnyBytesValue:
 		n := base64.StdEncoding.EncodedLen(len(v.data))
 		start := len(b.arena)
 		b.arena = append(b.arena, make([]byte, n)...)
 		base64.StdEncoding.Encode(b.arena[start:], v.data)
 		return valRef{b: b.arena[start:len(b.arena):len(b.arena)], ok: true}
-	case 5, 6:
+	case fieldAnyArrayValue, fieldAnyKvlistValue:
 		pv := pcommon.NewValueEmpty()
 		_ = pv.FromRaw(rawValue(v))
 		return b.arenaAppend(append(b.arena, pv.AsString()...))
@@ -849,30 +638,30 @@ func appendDouble(dst []byte, f float64) []byte {
 // pcommon.Value.FromRaw takes (rare path: array and kvlist dimensions).
 func rawValue(v anyRef) any {
 	switch v.field {
-	case 1:
+	case fieldAnyStringValue:
 		return string(v.data)
-	case 2:
+	case fieldAnyBoolValue:
 		return v.num != 0
-	case 3:
+	case fieldAnyIntValue:
 		return int64(v.num)
-	case 4:
+	case fieldAnyDoubleValue:
 		return math.Float64frombits(v.num)
-	case 7:
+	case fieldAnyBytesValue:
 		if len(v.data) == 0 {
 			return []byte(nil)
 		}
 		return append([]byte(nil), v.data...)
-	case 5:
+	case fieldAnyArrayValue:
 		out := []any{}
-		rangeList(v.data, func(item []byte) {
+		rangeField(v.data, arrayValueSchema, fieldArrayValueValues, func(item []byte) {
 			var iv anyRef
 			_ = decodeAnyValue(item, 0, &iv)
 			out = append(out, rawValue(iv))
 		})
 		return out
-	case 6:
+	case fieldAnyKvlistValue:
 		out := map[string]any{}
-		rangeList(v.data, func(item []byte) {
+		rangeField(v.data, keyValueListSchema, fieldKeyValueListValues, func(item []byte) {
 			k, iv, _ := decodeKeyValue(item, 0)
 			out[string(k)] = rawValue(iv)
 		})
@@ -881,23 +670,13 @@ func rawValue(v anyRef) any {
 	return nil
 }
 
-// rangeList calls f with each field-1 payload of a validated message: the
-// values of an ArrayValue or KeyValueList, the attributes of a Resource.
-func rangeList(buf []byte, f func([]byte)) {
-	for i := 0; i < len(buf); {
-		num, wt, j, err := tag(buf, i)
-		if err != nil {
-			return
-		}
-		i = j
-		if num == 1 && wt == wtLen {
-			s, e, _ := length(buf, i)
-			f(buf[s:e])
-			i = e
-			continue
-		}
-		if i, err = skipUnknown(buf, i, wt); err != nil {
-			return
+// rangeField calls fn with the payload of every field num of a validated
+// message (rare paths).
+func rangeField(buf []byte, schema *msgSchema, num int32, fn func([]byte)) {
+	f := newFieldReader(buf, schema)
+	for f.next() {
+		if f.num == num {
+			fn(f.data())
 		}
 	}
 }
@@ -906,7 +685,7 @@ func rangeList(buf []byte, f func([]byte)) {
 // attribute of a validated Resource message (rare path: target_info).
 func rangeResourceAttributes(buf []byte, f func(k, v []byte)) {
 	var b batch
-	rangeList(buf, func(item []byte) {
+	rangeField(buf, resourceSchema, fieldResourceAttributes, func(item []byte) {
 		k, v, _ := decodeKeyValue(item, 0)
 		b.arena = b.arena[:0]
 		f(k, b.valueString(v).b)

@@ -155,6 +155,12 @@ func edgeCases() map[string][]byte {
 		"entity ref":                  lenf(1, lenf(1, lenf(3, str(1, "u"), str(3, "k"), vf(5, 1)))),
 		"entity ref bad":              lenf(1, lenf(1, lenf(3, vf(1, 1)))),
 		"scope attrs":                 lenf(1, lenf(2, lenf(1, str(1, "n"), lenf(3, str(1, "k"), lenf(2, vf(7, 1)))))),
+		"three byte length":           span(str(5, strings.Repeat("n", 20000))),
+		"overlong two byte length":    span(append(tagb(5, wtLen), 0x81, 0x00, 'n')),
+		"overlong trace id length":    span(append(append(tagb(1, wtLen), 0x90, 0x00), make([]byte, 16)...)),
+		"truncated two byte length":   span(append(tagb(5, wtLen), 0x85)),
+		"truncated end time":          span(append(tagb(8, wtI64), 1, 2, 3)),
+		"two byte kind":               span(vf(6, 200)),
 	}
 	long := strings.Repeat("v", 200)
 	cat := func(parts ...[]byte) []byte {
