@@ -228,31 +228,19 @@ func TestCompareAPIErrors(t *testing.T) {
 	s := gateSim(t, nil, 1)
 	base := "http://" + s.App.WebAddr().String()
 	for name, tc := range map[string]struct {
-		body string
-		code int
-		msg  string
+		body, msg string
 	}{
-		"no service":      {`{}`, 400, "service: is required"},
-		"unknown key":     {`{"service":"checkout","bogus":1}`, 400, "bogus"},
-		"bad matchers":    {`{"service":"checkout","baseline":{"matchers":"service_version="}}`, 400, "baseline.matchers"},
-		"bad threshold":   {`{"service":"checkout","thresholds":{"alpha":2}}`, 400, "alpha"},
-		"unknown thresh":  {`{"service":"checkout","thresholds":{"alfa":0.1}}`, 400, "alfa"},
-		"one range":       {`{"service":"checkout","baseline":{"start":"-9m","end":"-5m"}}`, 400, "go together"},
-		"bad window":      {`{"service":"checkout","window":"10s"}`, 400, "window"},
-		"bad span kind":   {`{"service":"checkout","span_kind":"sideways"}`, 400, "span_kind"},
-		"not json at all": {`nope`, 400, "request body"},
+		"no service":      {`{}`, "service: is required"},
+		"unknown key":     {`{"service":"checkout","bogus":1}`, "bogus"},
+		"bad matchers":    {`{"service":"checkout","baseline":{"matchers":"service_version="}}`, "baseline.matchers"},
+		"bad threshold":   {`{"service":"checkout","thresholds":{"alpha":2}}`, "alpha"},
+		"unknown thresh":  {`{"service":"checkout","thresholds":{"alfa":0.1}}`, "alfa"},
+		"one range":       {`{"service":"checkout","baseline":{"start":"-9m","end":"-5m"}}`, "go together"},
+		"bad window":      {`{"service":"checkout","window":"10s"}`, "window"},
+		"bad span kind":   {`{"service":"checkout","span_kind":"sideways"}`, "span_kind"},
+		"not json at all": {`nope`, "request body"},
 	} {
-		t.Run(name, func(t *testing.T) {
-			resp, err := http.Post(base+"/api/v1/compare", "application/json", bytes.NewBufferString(tc.body))
-			require.NoError(t, err)
-			defer func() { _ = resp.Body.Close() }()
-			var e struct{ Status, ErrorType, Error string }
-			require.NoError(t, json.NewDecoder(resp.Body).Decode(&e))
-			require.Equal(t, tc.code, resp.StatusCode, e.Error)
-			require.Equal(t, "error", e.Status)
-			require.Equal(t, "bad_data", e.ErrorType)
-			require.Contains(t, e.Error, tc.msg)
-		})
+		t.Run(name, func(t *testing.T) { requireCompareError(t, base, tc.body, tc.msg) })
 	}
 	resp, err := http.Get(base + "/api/v1/compare")
 	require.NoError(t, err)

@@ -13,6 +13,8 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/goleak"
+
+	"github.com/spanwatch/spanwatch/internal/field"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -213,9 +215,9 @@ func TestNewValidates(t *testing.T) {
 		sc := Shop()
 		sc.Rate = 0
 		_, err := New(Options{Scenario: sc, Exporter: exp})
-		var ke *KeyError
+		var ke *field.Error
 		require.ErrorAs(t, err, &ke)
-		require.Equal(t, "rate", ke.Key)
+		require.Equal(t, "rate", ke.Path)
 		require.EqualError(t, err, "rate: must be positive, got 0")
 	})
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/spanwatch/spanwatch/internal/field"
 )
 
 // Scenario is the YAML scenario file.
@@ -325,17 +327,6 @@ func (l Latency) validate(p string) error {
 	return nil
 }
 
-// KeyError is a scenario error at a key path.
-type KeyError struct {
-	Key string
-	Err error
-}
-
-func (e *KeyError) Error() string { return e.Key + ": " + e.Err.Error() }
-
-// Unwrap returns the underlying error.
-func (e *KeyError) Unwrap() error { return e.Err }
-
-func keyErr(key, format string, args ...any) error {
-	return &KeyError{Key: key, Err: fmt.Errorf(format, args...)}
-}
+// keyErr is a scenario error at a key path: a *field.Error, which the
+// scenario loader turns into the file's line.
+func keyErr(key, format string, args ...any) error { return field.Errorf(key, format, args...) }
