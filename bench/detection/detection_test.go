@@ -5,11 +5,13 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"slices"
+	"sort"
 	"testing"
 )
 
-func TestGridAggregatesBothBucketings(t *testing.T) {
-	g := NewGrid()
+func TestGridAggregatesEveryBucketing(t *testing.T) {
+	g := NewGrid(ClassicBounds, RecipeBounds)
 	for _, sh := range []Shape{LognormalShape(5, 1.0), LognormalShape(300, 1.0), BimodalShape(), HeavyTailShape()} {
 		p := g.Probs(sh.Dist)
 		sum := 0.0
@@ -25,11 +27,12 @@ func TestGridAggregatesBothBucketings(t *testing.T) {
 		}
 	}
 	for j := 1; j < g.Cells(); j++ {
-		if g.Native[j] < g.Native[j-1] || g.Classic[j] < g.Classic[j-1] {
+		if g.Native[j] < g.Native[j-1] || g.Classic[0][j] < g.Classic[0][j-1] || g.Classic[1][j] < g.Classic[1][j-1] {
 			t.Fatalf("cell %d maps backwards", j)
 		}
 	}
-	// Every cell lies inside its native and its classic bucket.
+	// Every cell lies inside its native bucket and its bucket of each
+	// classic bucketing.
 	for j, e := range g.Edges {
 		lo := 0.0
 		if j > 0 {
@@ -39,14 +42,58 @@ func TestGridAggregatesBothBucketings(t *testing.T) {
 		if j > 0 && !(e <= nb && lo >= NativeBound(g.Native[j]+nativeLo-1)) {
 			t.Fatalf("cell (%g, %g] not in native bucket (%g, %g]", lo, e, NativeBound(g.Native[j]+nativeLo-1), nb)
 		}
-		if c := g.Classic[j]; c < len(ClassicBounds) && (e > ClassicBounds[c] || (c > 0 && lo < ClassicBounds[c-1])) {
-			t.Fatalf("cell (%g, %g] not in classic bucket %d", lo, e, c)
+		for b, bounds := range g.Bounds {
+			if c := g.Classic[b][j]; c < len(bounds) && (e > bounds[c] || (c > 0 && lo < bounds[c-1])) {
+				t.Fatalf("cell (%g, %g] not in bucket %d of classic bucketing %d", lo, e, c, b)
+			}
+		}
+	}
+	// The cells refine every bucketing: each classic bound is an edge.
+	for _, bounds := range g.Bounds {
+		for _, x := range bounds {
+			if !slices.Contains(g.Edges, x) {
+				t.Errorf("classic bound %g is not a cell edge", x)
+			}
 		}
 	}
 }
 
+func TestCellsRunOnTheirOwnBuckets(t *testing.T) {
+	g := NewGrid(ClassicBounds, RecipeBounds)
+	cells := make([]float64, g.Cells())
+	put := func(x, n float64) { cells[sort.SearchFloat64s(g.Edges, x)] += n }
+	put(20, 4)  // classic (10, 50], recipe (10, 25]
+	put(30, 2)  // classic (10, 50], recipe (25, 50]
+	put(300, 1) // classic (200, 400], recipe (250, 500]
+	put(2e4, 3) // +Inf in both
+	def, rec := g.ClassicHistogram(0, cells), g.ClassicHistogram(1, cells)
+	if want := []float64{0, 0, 0, 0, 0, 6, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 3}; !reflect.DeepEqual(def.Counts, want) {
+		t.Errorf("default classic counts %v, want %v", def.Counts, want)
+	}
+	if want := []float64{0, 0, 0, 4, 2, 0, 0, 1, 0, 0, 0, 0, 3}; !reflect.DeepEqual(rec.Counts, want) {
+		t.Errorf("recipe classic counts %v, want %v", rec.Counts, want)
+	}
+	if len(rec.Bounds) != 13 || rec.Bounds[11] != 10000 || !math.IsInf(rec.Bounds[12], 1) {
+		t.Errorf("recipe bounds %v", rec.Bounds)
+	}
+	c := Cell{Table: "t", Shape: HeadlineShape(), Change: AA(), Rate: 10, Plan: ShortPlan(), Classic: RecipeBounds, ClassicOnly: true}
+	if _, err := c.Run(NewGrid(ClassicBounds), 1, 1); err == nil {
+		t.Error("a cell on the recipe's buckets ran on a grid without them")
+	}
+	res, err := c.Run(g, 5, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := res.Outcomes[GateNative].Runs() + res.Outcomes[StrictNative].Runs(); n != 0 {
+		t.Errorf("classic-only cell counted %d native runs", n)
+	}
+	if res.Outcomes[GateClassic].Runs() != 5 || res.Outcomes[Recipe].Runs() != 5 {
+		t.Errorf("classic-only cell: %d gate and %d recipe runs, want 5", res.Outcomes[GateClassic].Runs(), res.Outcomes[Recipe].Runs())
+	}
+}
+
 func TestHistogramsAsTheGateReadsThem(t *testing.T) {
-	g := NewGrid()
+	g := NewGrid(ClassicBounds)
 	cells := make([]float64, g.Cells())
 	// Requests in three native buckets with gaps between them.
 	put := func(x, n float64) {
@@ -66,7 +113,7 @@ func TestHistogramsAsTheGateReadsThem(t *testing.T) {
 	if !reflect.DeepEqual(nh.Bounds, want) || !reflect.DeepEqual(nh.Counts, []float64{2, 5, 1, 3}) {
 		t.Errorf("native = %v %v, want bounds %v counts [2 5 1 3] (populated buckets only, upper edges)", nh.Bounds, nh.Counts, want)
 	}
-	ch := g.ClassicHistogram(cells)
+	ch := g.ClassicHistogram(0, cells)
 	if len(ch.Bounds) != 17 || !math.IsInf(ch.Bounds[16], 1) {
 		t.Fatalf("classic bounds %v", ch.Bounds)
 	}
@@ -207,8 +254,66 @@ func TestTargetsQuick(t *testing.T) {
 	}
 }
 
+// TestRecipeTargetsQuick runs the recipe table's cells that its targets are
+// judged on, with few runs, and checks the targets loosely (about 3
+// standard errors of slack): the A/A bound must hold; the detection targets
+// that the gate is known to miss on the recipe's buckets are logged.
+func TestRecipeTargetsQuick(t *testing.T) {
+	runs := 60
+	if testing.Short() {
+		runs = 20
+	}
+	targets := Targets()[5:]
+	loose := []float64{75, 60, 75, 5} // for ≥ 90 %, ≥ 75 %, ≥ 90 %, ≤ 1 %
+	if len(targets) != len(loose) {
+		t.Fatalf("%d recipe targets, want %d", len(targets), len(loose))
+	}
+	var cells []Cell
+	for _, c := range RecipeCells() {
+		cand, err := c.Change.Latency(c.Shape.Dist)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := Result{Cell: c, Kind: Classify(c.Shape.Dist, cand, c.Change.ErrorRate)}
+		if slices.ContainsFunc(targets, func(tg Target) bool { return tg.Applies(r) }) {
+			cells = append(cells, c)
+		}
+	}
+	results, err := RunAll(cells, runs, 1, 2, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Known misses: on the recipe's buckets a +20 % or +25 % change of
+	// these shapes stays within one bucket width at P50/P95/P99, so the
+	// gate mostly answers inconclusive (resolution-limited).
+	known := map[int]bool{0: true, 1: true, 2: true}
+	for i, tg := range targets {
+		tg.Bound = loose[i]
+		for _, s := range tg.Scopes {
+			rs := inScope(s, results)
+			for _, m := range []Method{GateClassic, Recipe} {
+				j := Judge(tg, m, rs)
+				if j.Cells == 0 {
+					t.Fatalf("%s, %s: no cells", tg.Text, s.Name)
+				}
+				where := fmt.Sprintf("%s, %g/s, %s", shortShape(j.Worst.Shape.Name), j.Worst.Rate, planLabel(j.Worst.Plan))
+				switch {
+				case m == Recipe:
+					t.Logf("%s, %s (%s): met %d of %d cells loosely, worst %.1f %% (%s)", m, tg.Text, s.Name, j.Met, j.Cells, j.WorstValue, where)
+				case j.OK() && known[i]:
+					t.Logf("%s, %s (%s): known miss now met loosely (worst %.1f %%): check RESULTS.md", m, tg.Text, s.Name, j.WorstValue)
+				case !j.OK() && known[i]:
+					t.Logf("%s, %s (%s): known miss, worst %.1f %% (%s)", m, tg.Text, s.Name, j.WorstValue, where)
+				case !j.OK():
+					t.Errorf("%s, %s (%s; loose bound %g %%): worst %.1f %% (%s)", m, tg.Text, s.Name, loose[i], j.WorstValue, where)
+				}
+			}
+		}
+	}
+}
+
 func BenchmarkRunCell(b *testing.B) {
-	g := NewGrid()
+	g := NewGrid(ClassicBounds)
 	c := Cell{Table: "b", Shape: HeadlineShape(), Change: Tail(), Rate: 100, Plan: DefaultPlan()}
 	for b.Loop() {
 		if _, err := c.Run(g, 10, 1); err != nil {

@@ -25,6 +25,14 @@
 // earlier pass rule let through. The gate has since adopted that rule, so
 // the columns equal its own and check that both agree.
 //
+// Every table but one stores spanwatch's default classic buckets; the
+// recipe table models a service that stores only the recipe's 12 classic
+// buckets (RecipeBounds) and no native histograms, and runs the gate and
+// the recipe's rule on those. A Grid can count requests into several
+// classic bucketings at once; RunAll runs each cell on the grid of that
+// cell's bucketing alone, so that its draws do not depend on the other
+// tables.
+//
 // Canary mode compares both versions in the same window from the deploy
 // on. Offset mode compares the service now with itself an hour (or a day)
 // earlier under a daily cycle of latency and traffic, with no change.

@@ -12,6 +12,10 @@ import (
 // milliseconds (spanmetrics.DefaultBuckets); +Inf is implied.
 var ClassicBounds = []float64{2, 4, 6, 8, 10, 50, 100, 200, 400, 800, 1000, 1400, 2000, 5000, 10000, 15000}
 
+// RecipeBounds are the recipe's classic bucket bounds in milliseconds (the
+// explicit buckets of its collector config); +Inf is implied.
+var RecipeBounds = []float64{2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000}
+
 // NativeSchema is the schema of spanwatch's default native histograms
 // (spanmetrics.DefaultExponentialConfig): bucket i holds
 // (2^((i−1)/8), 2^(i/8)] ms.
@@ -30,30 +34,42 @@ const (
 // NativeBound is the upper edge of native bucket i at NativeSchema.
 func NativeBound(i int) float64 { return math.Exp2(float64(i) / (1 << NativeSchema)) }
 
-// Grid is the common refinement of the native and the classic buckets: the
-// cells between consecutive edges of either. Counting requests per cell
-// gives both histograms of the same requests exactly.
+// Grid is the common refinement of the native buckets and one or more
+// classic bucketings: the cells between consecutive edges of any of them.
+// Counting requests per cell gives every histogram of the same requests
+// exactly.
 type Grid struct {
 	// Edges are the cells' finite upper edges; cell len(Edges) holds
 	// everything above the last.
 	Edges []float64
-	// Native[j] is the native bucket (offset by nativeLo) of cell j,
-	// Classic[j] the classic bucket (len(ClassicBounds) is +Inf).
-	Native, Classic []int
+	// Native[j] is the native bucket (offset by nativeLo) of cell j.
+	Native []int
+	// Bounds[b] are the finite bounds of classic bucketing b, and
+	// Classic[b][j] is the bucket of cell j in it (len(Bounds[b]) is +Inf).
+	Bounds  [][]float64
+	Classic [][]int
 }
 
-// NewGrid builds the grid.
-func NewGrid() *Grid {
+// NewGrid builds the grid of the native buckets and the given classic
+// bucketings (each sorted ascending, in milliseconds). The edges, and so the
+// cells, depend on the union of the bounds only.
+func NewGrid(classic ...[]float64) *Grid {
 	var edges []float64
 	for i := nativeLo; i <= nativeHi; i++ {
 		edges = append(edges, NativeBound(i))
 	}
-	edges = append(edges, ClassicBounds...)
+	for _, b := range classic {
+		edges = append(edges, b...)
+	}
 	sort.Float64s(edges)
 	edges = slices.Compact(edges) // 2, 4, 8 are native edges too (exact)
-	g := &Grid{Edges: edges}
+	g := &Grid{Edges: edges, Bounds: classic}
 	n := len(edges) + 1
-	g.Native, g.Classic = make([]int, n), make([]int, n)
+	g.Native = make([]int, n)
+	g.Classic = make([][]int, len(classic))
+	for b := range classic {
+		g.Classic[b] = make([]int, n)
+	}
 	for j := range n {
 		x := math.Inf(1)
 		if j < len(edges) {
@@ -63,7 +79,9 @@ func NewGrid() *Grid {
 		// overflow cell).
 		ni := sort.Search(nativeHi-nativeLo+1, func(k int) bool { return NativeBound(k+nativeLo) >= x })
 		g.Native[j] = min(ni, nativeHi-nativeLo)
-		g.Classic[j] = sort.SearchFloat64s(ClassicBounds, x) // len(ClassicBounds) for x > 15000
+		for b, bounds := range classic {
+			g.Classic[b][j] = sort.SearchFloat64s(bounds, x) // len(bounds) above the last bound
+		}
 	}
 	return g
 }
@@ -84,16 +102,16 @@ func (g *Grid) Probs(d Dist) []float64 {
 	return p
 }
 
-// ClassicHistogram aggregates cell counts into the classic buckets, as
+// ClassicHistogram aggregates cell counts into classic bucketing b, as
 // internal/gate's fromCumulative builds them from
 // increase(…_bucket[window]): every le bucket, +Inf included.
-func (g *Grid) ClassicHistogram(cells []float64) regress.Histogram {
+func (g *Grid) ClassicHistogram(b int, cells []float64) regress.Histogram {
 	h := regress.Histogram{
-		Bounds: append(slices.Clone(ClassicBounds), math.Inf(1)),
-		Counts: make([]float64, len(ClassicBounds)+1),
+		Bounds: append(slices.Clone(g.Bounds[b]), math.Inf(1)),
+		Counts: make([]float64, len(g.Bounds[b])+1),
 	}
 	for j, c := range cells {
-		h.Counts[g.Classic[j]] += c
+		h.Counts[g.Classic[b][j]] += c
 	}
 	return h
 }

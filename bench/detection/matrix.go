@@ -15,6 +15,7 @@ const (
 	TableHeavy    = "heavy"
 	TableOffset   = "offset"
 	TableProduct  = "product"
+	TableRecipe   = "recipe"
 )
 
 // Rates are the traffic levels, requests per second per arm.
@@ -22,6 +23,50 @@ var Rates = []float64{1, 10, 100, 1000}
 
 // HeadlineShape is the shape of the main table.
 func HeadlineShape() Shape { return LognormalShape(40, 0.6) }
+
+// RecipeRates are the recipe table's traffic levels, requests per second
+// per arm.
+var RecipeRates = []float64{10, 25, 100}
+
+// RecipeShapes are the recipe table's lognormal shapes: the headline and a
+// slower, narrower service.
+func RecipeShapes() []Shape { return []Shape{HeadlineShape(), LognormalShape(80, 0.5)} }
+
+// RecipeChanges are the recipe table's changes of its lognormal shapes in
+// the default plan.
+func RecipeChanges() []Change {
+	return []Change{AA(), Uniform(0.20), Uniform(0.25), Tail(), Errors(0.01)}
+}
+
+// RecipeCells are the recipe table: a service that stores the recipe's
+// classic buckets only, in canary mode. Each lognormal shape runs
+// RecipeChanges at RecipeRates in the default plan, then A/A and +25 % at
+// 25 req/s in the short plan; the bimodal cache and the heavy tail run A/A
+// and +20 % at RecipeRates in the default plan.
+func RecipeCells() []Cell {
+	var cells []Cell
+	add := func(sh Shape, ch Change, r float64, plan Plan) {
+		cells = append(cells, Cell{Table: TableRecipe, Shape: sh, Change: ch, Rate: r, Plan: plan, Classic: RecipeBounds, ClassicOnly: true})
+	}
+	for _, sh := range RecipeShapes() {
+		for _, ch := range RecipeChanges() {
+			for _, r := range RecipeRates {
+				add(sh, ch, r, DefaultPlan())
+			}
+		}
+		for _, ch := range []Change{AA(), Uniform(0.25)} {
+			add(sh, ch, 25, ShortPlan())
+		}
+	}
+	for _, sh := range []Shape{BimodalShape(), HeavyTailShape()} {
+		for _, ch := range []Change{AA(), Uniform(0.20)} {
+			for _, r := range RecipeRates {
+				add(sh, ch, r, DefaultPlan())
+			}
+		}
+	}
+	return cells
+}
 
 // LatencyChanges are the changes of every lognormal shape.
 func LatencyChanges() []Change {
@@ -64,7 +109,7 @@ func Cells() []Cell {
 		}
 	}
 	add(TableProduct, HeadlineShape(), []Change{AA(), Uniform(0.20), Uniform(1.00), Tail(), Body()}, ProductPlan())
-	return cells
+	return append(cells, RecipeCells()...)
 }
 
 // OffsetCycles are offset mode's daily cycles: the brief's (median ±15 %,
@@ -80,11 +125,17 @@ func OffsetCycles() []Cycle {
 	}
 }
 
-// RunAll runs every cell on workers goroutines. Each cell's random numbers
-// depend only on its Key, the run index and seed, so results do not depend
-// on scheduling. progress, if not nil, gets a line per finished cell.
+// RunAll runs every cell on workers goroutines, each on the grid of its own
+// classic bucketing alone. Each cell's random numbers depend only on its
+// Key, the run index and seed, so results do not depend on scheduling or on
+// the other cells. progress, if not nil, gets a line per finished cell.
 func RunAll(cells []Cell, runs int, seed uint64, workers int, progress io.Writer) ([]Result, error) {
-	g := NewGrid()
+	grids := map[string]*Grid{}
+	for _, c := range cells {
+		if k := joinFloats(c.Buckets()); grids[k] == nil {
+			grids[k] = NewGrid(c.Buckets())
+		}
+	}
 	out := make([]Result, len(cells))
 	errs := make([]error, len(cells))
 	next := make(chan int)
@@ -94,7 +145,7 @@ func RunAll(cells []Cell, runs int, seed uint64, workers int, progress io.Writer
 	for range max(1, workers) {
 		wg.Go(func() {
 			for i := range next {
-				out[i], errs[i] = cells[i].Run(g, runs, seed)
+				out[i], errs[i] = cells[i].Run(grids[joinFloats(cells[i].Buckets())], runs, seed)
 				if progress != nil {
 					mu.Lock()
 					done++

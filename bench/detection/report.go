@@ -132,6 +132,9 @@ func WriteReport(w io.Writer, results []Result, opt Options) {
 	fmt.Fprintf(w, "## The gate's shipped defaults: max-wait 15m (%d looks)\n\n", ProductPlan().Looks)
 	fmt.Fprintf(w, "%s, window 5m, poll 15s, max-wait 15m as `spanwatch gate` ships: more looks share α, and the gate may wait up to 15 minutes. The recipe's columns are the same rule as above (at 5m).\n\n", HeadlineShape().Name)
 	writeDetail(w, by[TableProduct], false)
+	if rs := by[TableRecipe]; len(rs) > 0 {
+		writeRecipe(w, rs)
+	}
 	fmt.Fprintf(w, "## What-if: the stricter pass rule, which spanwatch adopted\n\n")
 	fmt.Fprintf(w, "Same runs and the same `regress` findings; only the pass rule differs (`StrictVerdict`): a pass becomes inconclusive while a gated check has a *large* point estimate that is not yet significant (the earlier rule passed it: \"large but not significant\"), or is significant at α with ratio and absolute increase beyond the thresholds where only the one-bucket-width rule called it small (an earlier pass rule passed it). This benchmark found those two weaknesses of the earlier rule; the gate has decided this way since, so these columns equal spanwatch's and stay as a check that `StrictVerdict` and the gate agree. The t̃ columns are the what-if native's.\n\n")
 	writeWhatIf(w, append(append(slices.Clone(by[TableHeadline]), by[TableBimodal]...), by[TableHeavy]...))
@@ -139,12 +142,48 @@ func WriteReport(w io.Writer, results []Result, opt Options) {
 	writeDetail(w, by[TableShapes], true)
 }
 
+// recipeHeading is the title of the recipe table's section.
+const recipeHeading = "A service on the recipe's 12 classic buckets only"
+
+// planLabel names a plan by its window and max-wait.
+func planLabel(p Plan) string {
+	return fmt.Sprintf("%s window, max-wait %s", fmtTime(p.Step*float64(p.Window)), fmtTime(p.Step*float64(p.Looks-1)))
+}
+
+// writeRecipe writes the recipe table: one row per cell with the gate's and
+// the recipe's verdicts on the cell's classic buckets.
+func writeRecipe(w io.Writer, rs []Result) {
+	fmt.Fprintf(w, "## %s\n\n", recipeHeading)
+	fmt.Fprintf(w, "The service stores only the recipe's classic buckets (%s ms, +Inf: the explicit buckets of the recipe's collector config) and no native histograms; canary mode as above. *gate* is spanwatch's gate on those buckets (same looks, alpha spending and default thresholds; the one-bucket-width part of the practical threshold uses these buckets' widths). *recipe* is the recipe's rule on the same buckets: P95 by `histogram_quantile`, fail above +%g %%, decided once at the end of the first window (at 5m over 5m, or at 2m over 2m). Plans: window 5m, max-wait 5m, poll 15s (%d looks), and window 2m, max-wait 2m, poll 15s (%d looks). ×1.2 and ×1.25 are +20 %% and +25 %% uniform (every latency scaled). Requests per second are per arm; for A/A rows *fail* is a false failure. The targets for this table are the rows scoped to the recipe's 12 buckets in the targets section.\n\n",
+		joinFloats(RecipeBounds), 100*RecipeThreshold, DefaultPlan().Looks, ShortPlan().Looks)
+	fmt.Fprintln(w, "| shape | plan | change | truth | req/s | gate fail % | pass % | inc % | t̃ fail | t̃ pass | recipe fail % | pass % |")
+	fmt.Fprintln(w, "|---|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|")
+	prevShape, prevPlan, prevGroup := "", "", ""
+	for _, r := range rs {
+		shape, plan, change, truth := "", "", "", ""
+		if r.Shape.Name != prevShape {
+			shape, prevShape = shortShape(r.Shape.Name), r.Shape.Name
+		}
+		if p := r.Shape.Name + planLabel(r.Plan); p != prevPlan {
+			plan, prevPlan = planLabel(r.Plan), p
+		}
+		if g := r.Shape.Name + planLabel(r.Plan) + r.Change.Name; g != prevGroup {
+			change, truth, prevGroup = r.Change.Name, truthLabel(r), g
+		}
+		o, rec := r.Outcomes[GateClassic], r.Outcomes[Recipe]
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %g | %s | %s | %s | %s | %s | %s | %s |\n", shape, plan, change, truth, r.Rate,
+			fmtPct(o.FailRate()), fmtPct(o.PassRate()), fmtPct(o.InconclusiveRate()), fmtTime(Median(o.FailTimes)), fmtTime(Median(o.PassTimes)),
+			fmtPct(rec.FailRate()), fmtPct(rec.PassRate()))
+	}
+	fmt.Fprintln(w)
+}
+
 // writeSummary writes the computed headline numbers.
 func writeSummary(w io.Writer, results []Result) {
 	fmt.Fprintf(w, "## Summary (computed)\n\n")
 	fmt.Fprintf(w, "spanwatch stores **classic buckets only by default**; native histograms need `histogram.exponential` in the config. The *classic* columns are therefore what an out-of-the-box install gates on.\n\n")
 	canary := func(r Result) bool {
-		return r.Cycle == nil && r.Plan == DefaultPlan() && r.Table != TableProduct
+		return r.Cycle == nil && r.Plan == DefaultPlan() && r.Table != TableProduct && r.Classic == nil
 	}
 	fmt.Fprintf(w, "| canary mode, 5-minute plan | %s | %s | %s | %s | %s |\n|---|---|---|---|---|---|\n", GateNative, GateClassic, Recipe, StrictNative, StrictClassic)
 	rows := []struct {
@@ -319,7 +358,7 @@ func sortKey(name string) string {
 func writeOffset(w io.Writer, rs, all []Result) {
 	canary := map[string]Result{}
 	for _, r := range all {
-		if r.Cycle == nil && r.Kind == NoChange && r.Plan == DefaultPlan() {
+		if r.Cycle == nil && r.Kind == NoChange && r.Plan == DefaultPlan() && r.Classic == nil {
 			canary[r.Shape.Name+fmt.Sprint(r.Rate)] = r
 		}
 	}

@@ -17,10 +17,12 @@ type Method int
 const (
 	// GateNative is spanwatch's gate on native histograms (schema 3).
 	GateNative Method = iota
-	// GateClassic is spanwatch's gate on the default classic buckets.
+	// GateClassic is spanwatch's gate on the cell's classic buckets
+	// (spanwatch's defaults unless the cell sets others).
 	GateClassic
-	// Recipe is the recipe's rule: after 5 minutes, P95 by
-	// histogram_quantile over the classic buckets, fail at > +20 %.
+	// Recipe is the recipe's rule: at the end of the first window (5
+	// minutes in the default plan), P95 by histogram_quantile over the
+	// cell's classic buckets, fail at > +20 %.
 	Recipe
 	// StrictNative and StrictClassic are a what-if: the gate's findings
 	// with the stricter pass rule (StrictVerdict) that the gate adopted.
@@ -54,6 +56,9 @@ func DefaultPlan() Plan { return Plan{Step: 15, Window: 20, Looks: 21} }
 // poll interval 15s: 61 looks.
 func ProductPlan() Plan { return Plan{Step: 15, Window: 20, Looks: 61} }
 
+// ShortPlan is window 2m, max-wait 2m, poll interval 15s: 9 looks.
+func ShortPlan() Plan { return Plan{Step: 15, Window: 8, Looks: 9} }
+
 // Cell is one configuration, run many times.
 type Cell struct {
 	// Table groups cells in the report.
@@ -66,6 +71,21 @@ type Cell struct {
 	// window from the deploy on).
 	Cycle *Cycle
 	Plan  Plan
+	// Classic are the classic bucket bounds (ms, +Inf implied) that the
+	// classic methods decide on; nil is ClassicBounds.
+	Classic []float64
+	// ClassicOnly says the service stores classic buckets only: the
+	// native methods (GateNative, StrictNative) are not run and count no
+	// runs.
+	ClassicOnly bool
+}
+
+// Buckets are the cell's classic bucket bounds.
+func (c Cell) Buckets() []float64 {
+	if c.Classic == nil {
+		return ClassicBounds
+	}
+	return c.Classic
 }
 
 // Key identifies the cell; it seeds the cell's random numbers.
@@ -73,6 +93,12 @@ func (c Cell) Key() string {
 	k := fmt.Sprintf("%s|%s|%s|%g|%d/%d/%g", c.Table, c.Shape.Name, c.Change.Name, c.Rate, c.Plan.Window, c.Plan.Looks, c.Plan.Step)
 	if c.Cycle != nil {
 		k += "|" + c.Cycle.Name()
+	}
+	if c.Classic != nil {
+		k += "|classic " + joinFloats(c.Classic)
+	}
+	if c.ClassicOnly {
+		k += "|classic only"
 	}
 	return k
 }
@@ -142,9 +168,15 @@ func (w *window) add(cells []float64, n, errs, sign float64) {
 }
 
 // Run simulates the cell runs times with the given seed and scores every
-// method on the same draws.
+// method on the same draws. g must hold the cell's classic bucketing; the
+// draws depend on g's cells, so the same cell run on a grid with more
+// bucketings draws other (equally distributed) requests.
 func (c Cell) Run(g *Grid, runs int, seed uint64) (Result, error) {
 	res := Result{Cell: c}
+	bucketing := slices.IndexFunc(g.Bounds, func(b []float64) bool { return slices.Equal(b, c.Buckets()) })
+	if bucketing < 0 {
+		return res, fmt.Errorf("%s: the grid lacks the cell's classic buckets", c.Key())
+	}
 	base := c.Shape.Dist
 	cand, err := c.Change.Latency(base)
 	if err != nil {
@@ -217,6 +249,9 @@ func (c Cell) Run(g *Grid, runs int, seed uint64) (Result, error) {
 			win[arm].cells = make([]float64, cells)
 		}
 		var decided [numMethods]bool
+		if c.ClassicOnly {
+			decided[GateNative], decided[StrictNative] = true, true
+		}
 		for look := 1; look <= p.Looks; look++ {
 			// The window of this look: steps look−Window+1 … look.
 			lo := look - p.Window + 1
@@ -237,7 +272,7 @@ func (c Cell) Run(g *Grid, runs int, seed uint64) (Result, error) {
 			t := float64(look) * p.Step
 			var classic [2]regress.Histogram
 			for arm := range 2 {
-				classic[arm] = g.ClassicHistogram(win[arm].cells)
+				classic[arm] = g.ClassicHistogram(bucketing, win[arm].cells)
 			}
 			for m, native := range []bool{true, false} {
 				strict := StrictNative + Method(m)

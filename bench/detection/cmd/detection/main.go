@@ -6,8 +6,8 @@
 //
 // -runs sets the runs per cell (500 by default), -seed the seed, -workers
 // the goroutines over cells, -tables a comma-separated subset of tables
-// (headline, shapes, bimodal, heavy, offset, product). The output depends
-// only on -runs, -seed and -tables. Progress goes to stderr.
+// (headline, shapes, bimodal, heavy, offset, product, recipe). The output
+// depends only on -runs, -seed and -tables. Progress goes to stderr.
 package main
 
 import (
