@@ -379,7 +379,7 @@ func latencyFinding(check string, q, minN, minRatio float64, b, c Histogram, th 
 	if f.Enough && !f.Large && delta < f.Width {
 		// The bucket cannot size the change; every bucket may. (Without
 		// enough requests the check is inconclusive whatever its size.)
-		if s := shift(); s.Fits {
+		if s := shift(); s.Fits && (q == 0.5 || tailFits(s, f, c)) {
 			baseQ := s.Quantile(q)
 			// Large when the estimate reaches the threshold and its interval
 			// excludes changes below half of it: the estimate is a model's,
@@ -390,8 +390,41 @@ func latencyFinding(check string, q, minN, minRatio float64, b, c Histogram, th 
 			f.Large = large
 			f.BelowResolution = !large && (f.BelowResolution || open)
 		}
+		if !f.ShiftSized && f.CandidateN > 0 {
+			// Neither the bucket nor every bucket sizes it: the change may be
+			// as large as the buckets holding the two quantiles allow, so a
+			// significant one is no pass.
+			i := quantileBucket(cumulative(b.Counts), q*f.BaselineN)
+			j := quantileBucket(cumulative(c.Counts), q*f.CandidateN)
+			lo, hi := b.lowerEdge(i), c.Bounds[j]
+			mayBeLarge := hi-lo >= th.MinAbsChange && (lo == 0 || hi/lo >= minRatio)
+			f.BelowResolution = f.BelowResolution || mayBeLarge
+		}
 	}
 	return f
+}
+
+// tailFits reports whether the candidate's requests above the tail check's
+// edge are as many as the fitted scale model predicts: a tail that grew on
+// its own (more requests beyond the edge than a scaled baseline has) refutes
+// the model for this check even when the buckets as a whole fit it.
+func tailFits(s Shift, f Finding, c Histogram) bool {
+	if math.IsNaN(f.Edge) || math.IsInf(f.Edge, 0) {
+		return false
+	}
+	above := 1 - NormalCDF((math.Log(f.Edge)-s.Mu-math.Log(s.Ratio))/s.Sigma)
+	return poissonUpper(f.CandidateEvents, f.CandidateN*above) >= ShiftFitLevel
+}
+
+// poissonUpper is P(X ≥ k) for X ~ Poisson(lambda).
+func poissonUpper(k, lambda float64) float64 {
+	if k <= 0 {
+		return 1
+	}
+	if lambda <= 0 {
+		return 0
+	}
+	return 1 - gammaQ(k, lambda)
 }
 
 // errorFinding runs the error-rate check.
