@@ -38,7 +38,8 @@ import (
 type Options struct {
 	// Config is the loaded configuration file (config.Default() without one).
 	Config *config.File
-	// Ingest configures the OTLP receivers.
+	// Ingest configures the OTLP receivers. Its TLS and authentication
+	// come from Config's otlp section unless set here.
 	Ingest ingest.Config
 	// MetricsAddress serves the span-metrics exposition (/metrics).
 	MetricsAddress string
@@ -188,8 +189,16 @@ func New(opts Options) (*App, error) {
 	if err := a.newStorage(); err != nil {
 		return nil, err
 	}
-	a.receiver, err = ingest.New(opts.Ingest, a.agg, a.logger.With("component", "ingest"), a.reg)
+	ic := opts.Ingest
+	if ic.GRPC == (ingest.ServerConfig{}) {
+		ic.GRPC = opts.Config.OTLP.GRPC
+	}
+	if ic.HTTP == (ingest.ServerConfig{}) {
+		ic.HTTP = opts.Config.OTLP.HTTP
+	}
+	a.receiver, err = ingest.New(ic, a.agg, a.logger.With("component", "ingest"), a.reg)
 	if err != nil {
+		_ = a.closeStore()
 		return nil, err
 	}
 

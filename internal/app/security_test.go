@@ -1,17 +1,25 @@
 package app_test
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"golang.org/x/crypto/bcrypt"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/spanwatch/spanwatch/internal/app"
+	"github.com/spanwatch/spanwatch/internal/config"
+	"github.com/spanwatch/spanwatch/internal/ingest"
+	"github.com/spanwatch/spanwatch/internal/testutil/spantest"
 	"github.com/spanwatch/spanwatch/internal/testutil/testcerts"
 	"github.com/spanwatch/spanwatch/internal/web"
 )
@@ -130,4 +138,39 @@ func TestWebSafetyHeadersAndCORS(t *testing.T) {
 	require.Equal(t, "https://grafana.example.com", r.header.Get("Access-Control-Allow-Origin"))
 	require.Contains(t, r.header.Get("Access-Control-Allow-Headers"), "Content-Type")
 	require.Empty(t, do(t, c, http.MethodGet, base+"/", origin).header.Get("Access-Control-Allow-Origin"), "the UI is not the API")
+}
+
+// TestOTLPSectionSecuresTheReceivers: the config file's otlp section
+// reaches the receivers: an SDK exporter with the CA and the token gets its
+// spans counted; a request without the token is refused and counted.
+func TestOTLPSectionSecuresTheReceivers(t *testing.T) {
+	certs := testcerts.New(t)
+	cfg := config.Default()
+	sc := ingest.ServerConfig{
+		TLS:  &ingest.TLSConfig{CertFile: certs.ServerCert, KeyFile: certs.ServerKey},
+		Auth: &ingest.AuthConfig{BearerToken: "t0ken"},
+	}
+	cfg.OTLP = ingest.ReceiversConfig{GRPC: sc, HTTP: sc}
+	a := startApp(t, cfg)
+	ctx := context.Background()
+	token := map[string]string{"Authorization": "Bearer t0ken"}
+	g, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(a.OTLPGRPCAddr().String()), otlptracegrpc.WithHeaders(token),
+		otlptracegrpc.WithTLSCredentials(credentials.NewTLS(certs.ClientTLS(t, false))), otlptracegrpc.WithRetry(otlptracegrpc.RetryConfig{Enabled: false}))
+	require.NoError(t, err)
+	h, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpoint(a.OTLPHTTPAddr().String()), otlptracehttp.WithHeaders(token),
+		otlptracehttp.WithTLSClientConfig(certs.ClientTLS(t, false)), otlptracehttp.WithRetry(otlptracehttp.RetryConfig{Enabled: false}))
+	require.NoError(t, err)
+	for _, e := range []exporter{g, h} {
+		require.NoError(t, e.ExportSpans(ctx, spantest.Spans(spantest.Stub{Service: "cart", Name: "GET /cart", Dur: time.Millisecond})))
+		require.NoError(t, e.Shutdown(ctx))
+	}
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: certs.ClientTLS(t, false)}}
+	t.Cleanup(c.CloseIdleConnections)
+	r := do(t, c, http.MethodPost, "https://"+a.OTLPHTTPAddr().String()+"/v1/traces", map[string]string{"Content-Type": "application/json"})
+	require.Equal(t, http.StatusUnauthorized, r.code)
+	require.Contains(t, r.body, "credentials")
+	flushTwice(a)
+	fams := scrape(t, a)
+	require.Equal(t, 2.0, sumCounter(fams["traces_span_metrics_calls_total"], map[string]string{"service_name": "cart"}))
+	require.Equal(t, 1.0, counterValue(t, a.Registry(), "spanwatch_ingest_rejected_requests_total", map[string]string{"protocol": "http", "reason": "unauthenticated"}))
 }
