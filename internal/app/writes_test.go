@@ -1,12 +1,15 @@
 package app_test
 
 import (
+	"bytes"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
 
+	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/stretchr/testify/require"
 
 	"github.com/spanwatch/spanwatch/internal/app"
@@ -63,4 +66,74 @@ func TestQueryURLForwardsOnlyTheQueryAPI(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	require.Equal(t, []string{"/api/v1/query", "/api/v1/label/service_name/values", "/api/v1/status/buildinfo"}, paths)
+}
+
+// TestCompareEscapesNames: the service and operation names of a compare
+// request reach PromQL only as label values: every query the comparison
+// sends selects exactly that service and those operations, whatever quotes,
+// braces and regular-expression characters they hold.
+func TestCompareEscapesNames(t *testing.T) {
+	var (
+		mu      sync.Mutex
+		queries []string
+	)
+	store := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		mu.Lock()
+		queries = append(queries, r.Form.Get("query"))
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"status":"success","data":{"resultType":"vector","result":[]}}`)
+	}))
+	t.Cleanup(store.Close)
+	a := startApp(t, nil, func(o *app.Options) {
+		o.StorageMode = app.StorageNone
+		o.QueryURL = store.URL
+		o.RulesBuiltin = false
+	})
+	service := `checkout"} or vector(1) or {service_name=~".+`
+	op := `GET /a.*|.+"}`
+	body, err := json.Marshal(map[string]any{
+		"service": service, "operations": []string{op}, "naming": "otel",
+		"baseline": map[string]string{"matchers": `service_version="v1"`}, "candidate": map[string]string{"matchers": `service_version="v2"`},
+	})
+	require.NoError(t, err)
+	resp, err := http.Post("http://"+a.WebAddr().String()+"/api/v1/compare", "application/json", bytes.NewReader(body))
+	require.NoError(t, err)
+	out, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	require.NotEmpty(t, out)
+
+	mu.Lock()
+	defer mu.Unlock()
+	require.NotEmpty(t, queries, "the comparison queried the store (answer: %s)", out)
+	p := parser.NewParser(parser.Options{})
+	sawOperation := false
+	for _, q := range queries {
+		expr, err := p.ParseExpr(q)
+		require.NoError(t, err, q)
+		parser.Inspect(expr, func(n parser.Node, _ []parser.Node) error {
+			if c, ok := n.(*parser.Call); ok {
+				require.NotEqual(t, "vector", c.Func.Name, "%s evaluates the injected text", q)
+			}
+			vs, ok := n.(*parser.VectorSelector)
+			if !ok {
+				return nil
+			}
+			var svc []string
+			for _, m := range vs.LabelMatchers {
+				switch m.Name {
+				case "service_name":
+					svc = append(svc, m.Type.String()+m.Value)
+				case "span_name":
+					sawOperation = true
+					require.True(t, m.Matches(op), "%s selects the operation", q)
+					require.False(t, m.Matches("GET /abc"), "%s: the operation's regular-expression characters are literal", q)
+				}
+			}
+			require.Equal(t, []string{"=" + service}, svc, "%s selects the service and only it", q)
+			return nil
+		})
+	}
+	require.True(t, sawOperation, "some query selects the operations: %q", queries)
 }
