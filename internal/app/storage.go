@@ -68,6 +68,7 @@ func (a *App) registerAPI(mux *http.ServeMux) error {
 			return fmt.Errorf("query URL %q is not an absolute URL", a.opts.QueryURL)
 		}
 		remote := query.Remote{URL: a.opts.QueryURL, Headers: a.opts.QueryHeaders}
+		plog := a.logger.With("component", "query-proxy")
 		proxy := &httputil.ReverseProxy{
 			Rewrite: func(r *httputil.ProxyRequest) {
 				r.SetURL(u)
@@ -89,7 +90,12 @@ func (a *App) registerAPI(mux *http.ServeMux) error {
 				return nil
 			},
 			Transport: remote.RoundTripper(nil),
-			ErrorLog:  slog.NewLogLogger(a.logger.With("component", "query-proxy").Handler(), slog.LevelWarn),
+			ErrorLog:  slog.NewLogLogger(plog.Handler(), slog.LevelWarn),
+			// The default answers a failed round trip with an empty 502.
+			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+				plog.Warn("query backend failed", "url", u.Redacted(), "path", r.URL.Path, "err", err)
+				writeAPIError(w, http.StatusBadGateway, "unavailable", fmt.Sprintf("query backend %s failed: %v", u.Redacted(), redact(err, u)))
+			},
 		}
 		// Only the read endpoints of the query API are forwarded, with the
 		// --query.header credentials: the store's write and admin endpoints
@@ -141,6 +147,16 @@ func (a *App) registerAPI(mux *http.ServeMux) error {
 var proxiedPaths = []string{
 	"query", "query_range", "query_exemplars", "format_query", "series", "labels",
 	"label/{name}/values", "metadata", "status/buildinfo",
+}
+
+// redact removes the password of u from an error's text (a url.Error
+// quotes the URL it failed on).
+func redact(err error, u *url.URL) string {
+	msg := err.Error()
+	if p, ok := u.User.Password(); ok && p != "" {
+		msg = strings.ReplaceAll(msg, p, "xxxxx")
+	}
+	return msg
 }
 
 // writeAPIError answers in the Prometheus API's error envelope.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 
@@ -136,4 +137,26 @@ func TestCompareEscapesNames(t *testing.T) {
 		})
 	}
 	require.True(t, sawOperation, "some query selects the operations: %q", queries)
+}
+
+// TestQueryURLDownAnswersWithAMessage: a store that cannot be reached is a
+// 502 in the API's error envelope, with a message and without the URL's
+// password.
+func TestQueryURLDownAnswersWithAMessage(t *testing.T) {
+	store := httptest.NewServer(http.NotFoundHandler())
+	down := store.URL
+	store.Close()
+	a := startApp(t, nil, func(o *app.Options) {
+		o.StorageMode = app.StorageNone
+		o.QueryURL = strings.Replace(down, "http://", "http://sw:hunter2@", 1)
+		o.RulesBuiltin = false
+	})
+	resp, err := http.Get("http://" + a.WebAddr().String() + "/api/v1/query?query=1")
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	require.Equal(t, http.StatusBadGateway, resp.StatusCode)
+	require.Contains(t, string(body), `"errorType":"unavailable"`)
+	require.Contains(t, string(body), "query backend")
+	require.NotContains(t, string(body), "hunter2")
 }
