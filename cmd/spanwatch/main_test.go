@@ -57,6 +57,22 @@ func TestServeBadConfigIsAUsageError(t *testing.T) {
 	require.Contains(t, errOut, "--query.header needs --query.url")
 }
 
+// TestServeBadWebFlagsAreUsageErrors: a web configuration file that does
+// not load and a CORS expression that does not compile are usage errors
+// that name the file or the flag.
+func TestServeBadWebFlagsAreUsageErrors(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "web.yml")
+	require.NoError(t, os.WriteFile(f, []byte("tls_server_config:\n  cert_file: missing.crt\n  key_file: missing.key\n"), 0o644))
+	code, _, errOut := runCLI("serve", "--web.config.file="+f, "--storage.path="+t.TempDir())
+	require.Equal(t, exitUsage, code)
+	require.Contains(t, errOut, "web config file "+f)
+	require.Contains(t, errOut, "missing.crt")
+
+	code, _, errOut = runCLI("serve", "--web.cors.origin=(", "--storage.path="+t.TempDir())
+	require.Equal(t, exitUsage, code)
+	require.Contains(t, errOut, "--web.cors.origin: invalid CORS origin regular expression")
+}
+
 func TestServeRunsAndStops(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel() // already cancelled: start, then shut down at once

@@ -21,6 +21,7 @@ import (
 	"github.com/spanwatch/spanwatch/internal/config"
 	"github.com/spanwatch/spanwatch/internal/export"
 	"github.com/spanwatch/spanwatch/internal/query"
+	"github.com/spanwatch/spanwatch/internal/web"
 )
 
 type serveCmd struct {
@@ -32,6 +33,7 @@ type serveCmd struct {
 	lookback       model.Duration
 	remoteWriteURL []string
 	queryHeaders   []string
+	corsOrigin     string
 	externalLabels map[string]string
 	features       []string
 	logLevel       string
@@ -89,7 +91,11 @@ func newServeCmd(a *kingpin.Application) *serveCmd {
 		PlaceHolder("<url>").StringsVar(&c.opts.WebhookURLs)
 	cmd.Flag("web.external-url", "URL under which spanwatch is reached, for links in alerts.").
 		PlaceHolder("<url>").StringVar(&c.opts.ExternalURL)
-	cmd.Flag("web.enable-lifecycle", "Serve POST /-/reload.").BoolVar(&c.opts.EnableLifecycle)
+	cmd.Flag("web.enable-lifecycle", "Serve POST /-/reload (off by default: without it no endpoint changes spanwatch's state).").BoolVar(&c.opts.EnableLifecycle)
+	cmd.Flag("web.config.file", "Web configuration file (Prometheus exporter-toolkit format: TLS, client certificates, basic authentication) for both HTTP ports, the web address and the exposition.").
+		PlaceHolder("<path>").StringVar(&c.opts.WebConfigFile)
+	cmd.Flag("web.cors.origin", "Regular expression (fully anchored) of the origins whose browser scripts may call the API, e.g. 'https?://(grafana|tools)\\.example\\.com'. Empty (the default) sends no CORS headers.").
+		PlaceHolder("<regex>").StringVar(&c.corsOrigin)
 	cmd.Flag("log.level", "Only log messages with the given severity or above: debug, info, warn, error.").
 		Default("info").EnumVar(&c.logLevel, "debug", "info", "warn", "error")
 	cmd.Flag("log.format", "Output format of log messages: logfmt or json.").
@@ -121,6 +127,9 @@ func (c *serveCmd) run(ctx context.Context, stderr io.Writer) error {
 	}
 	if len(c.opts.QueryHeaders) > 0 && c.opts.QueryURL == "" {
 		return usageError{errors.New("--query.header needs --query.url")}
+	}
+	if c.opts.CORSOrigin, err = web.CompileCORSOrigin(c.corsOrigin); err != nil {
+		return usageError{fmt.Errorf("--web.cors.origin: %w", err)}
 	}
 	c.opts.Config = config.Default()
 	if c.configFile != "" {

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"regexp"
 	"sync"
 	"time"
 
@@ -37,7 +38,8 @@ import (
 type Options struct {
 	// Config is the loaded configuration file (config.Default() without one).
 	Config *config.File
-	// Ingest configures the OTLP receivers.
+	// Ingest configures the OTLP receivers. Its TLS and authentication
+	// come from Config's otlp section unless set here.
 	Ingest ingest.Config
 	// MetricsAddress serves the span-metrics exposition (/metrics).
 	MetricsAddress string
@@ -78,6 +80,13 @@ type Options struct {
 	ExternalURL string
 	// EnableLifecycle serves POST /-/reload.
 	EnableLifecycle bool
+	// WebConfigFile is an exporter-toolkit web configuration file (TLS,
+	// client certificates, basic authentication) applied to both HTTP
+	// servers: the web address and the exposition. Empty serves plain HTTP.
+	WebConfigFile string
+	// CORSOrigin, when set, lets browser scripts of matching origins call
+	// the API (/api/v1/*); nil sends no CORS headers.
+	CORSOrigin *regexp.Regexp
 	// ShutdownTimeout bounds each shutdown step.
 	ShutdownTimeout time.Duration
 	// Logger; nil discards.
@@ -150,6 +159,10 @@ func New(opts Options) (*App, error) {
 	if a.logger == nil {
 		a.logger = slog.New(slog.DiscardHandler)
 	}
+	// Before anything is opened: a bad file is a usage error.
+	if err := web.ValidateConfigFile(opts.WebConfigFile); err != nil {
+		return nil, err
+	}
 	if a.now == nil {
 		a.now = time.Now
 	}
@@ -180,14 +193,27 @@ func New(opts Options) (*App, error) {
 	if err := a.newStorage(); err != nil {
 		return nil, err
 	}
-	a.receiver, err = ingest.New(opts.Ingest, a.agg, a.logger.With("component", "ingest"), a.reg)
+	ic := opts.Ingest
+	if ic.GRPC == (ingest.ServerConfig{}) {
+		ic.GRPC = opts.Config.OTLP.GRPC
+	}
+	if ic.HTTP == (ingest.ServerConfig{}) {
+		ic.HTTP = opts.Config.OTLP.HTTP
+	}
+	a.receiver, err = ingest.New(ic, a.agg, a.logger.With("component", "ingest"), a.reg)
 	if err != nil {
+		_ = a.closeStore()
 		return nil, err
 	}
 
 	mmux := http.NewServeMux()
 	mmux.Handle("/metrics", a.expo.Handler())
-	a.metrics = web.NewServer("span-metrics exposition", opts.MetricsAddress, mmux, a.logger.With("component", "exposition"))
+	so := web.ServerOptions{ConfigFile: opts.WebConfigFile}
+	a.metrics, err = web.NewServer("span-metrics exposition", opts.MetricsAddress, mmux, a.logger.With("component", "exposition"), so)
+	if err != nil {
+		_ = a.closeStore()
+		return nil, err
+	}
 
 	wmux := http.NewServeMux()
 	wmux.Handle("/metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg, EnableOpenMetrics: true}))
@@ -210,7 +236,12 @@ func New(opts Options) (*App, error) {
 		wmux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	wmux.Handle("/", web.UIHandler()) // the web UI; longer patterns above win
-	a.web = web.NewServer("web", opts.WebAddress, wmux, a.logger.With("component", "web"))
+	wh := web.SecurityHeaders(web.CORS(opts.CORSOrigin, api.Prefix, wmux))
+	a.web, err = web.NewServer("web", opts.WebAddress, wh, a.logger.With("component", "web"), so)
+	if err != nil {
+		_ = a.closeStore()
+		return nil, err
+	}
 	return a, nil
 }
 

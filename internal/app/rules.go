@@ -59,16 +59,26 @@ func (a *App) newRules(mux *http.ServeMux) error {
 	rh, ah := api.RulesHandlers(m, a.logger.With("component", "api"))
 	mux.Handle(api.Prefix+"rules", rh)
 	mux.Handle(api.Prefix+"alerts", ah)
-	if a.opts.EnableLifecycle {
-		mux.HandleFunc("POST /-/reload", func(w http.ResponseWriter, _ *http.Request) {
-			if err := a.Reload(); err != nil {
-				http.Error(w, fmt.Sprintf("failed to reload: %v", err), http.StatusInternalServerError)
-				return
-			}
-			_, _ = w.Write([]byte("reloaded\n"))
-		})
-	}
+	a.mountReload(mux, func(w http.ResponseWriter, _ *http.Request) {
+		if err := a.Reload(); err != nil {
+			http.Error(w, fmt.Sprintf("failed to reload: %v", err), http.StatusInternalServerError)
+			return
+		}
+		_, _ = w.Write([]byte("reloaded\n"))
+	})
 	return nil
+}
+
+// mountReload serves POST /-/reload with reload when --web.enable-lifecycle
+// is set, and otherwise answers 403 saying so, as Prometheus does.
+func (a *App) mountReload(mux *http.ServeMux, reload http.HandlerFunc) {
+	if !a.opts.EnableLifecycle {
+		reload = func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, "lifecycle API is not enabled: start spanwatch with --web.enable-lifecycle", http.StatusForbidden)
+		}
+	}
+	mux.HandleFunc("POST /-/reload", reload)
+	mux.HandleFunc("PUT /-/reload", reload)
 }
 
 // mountNoRules serves /api/v1/rules and /api/v1/alerts empty, as Prometheus
@@ -78,11 +88,9 @@ func (a *App) mountNoRules(mux *http.ServeMux, why string) {
 	rh, ah := api.RulesHandlers(noRules{}, a.logger.With("component", "api"))
 	mux.Handle(api.Prefix+"rules", rh)
 	mux.Handle(api.Prefix+"alerts", ah)
-	if a.opts.EnableLifecycle {
-		mux.HandleFunc("POST /-/reload", func(w http.ResponseWriter, _ *http.Request) {
-			_, _ = w.Write([]byte("nothing to reload: " + why + "\n"))
-		})
-	}
+	a.mountReload(mux, func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte("nothing to reload: " + why + "\n"))
+	})
 }
 
 // noRules is the rules source of a spanwatch without rules.

@@ -1,12 +1,14 @@
 package app
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 
 	"github.com/spanwatch/spanwatch/internal/api"
 	"github.com/spanwatch/spanwatch/internal/buildinfo"
@@ -66,7 +68,8 @@ func (a *App) registerAPI(mux *http.ServeMux) error {
 			return fmt.Errorf("query URL %q is not an absolute URL", a.opts.QueryURL)
 		}
 		remote := query.Remote{URL: a.opts.QueryURL, Headers: a.opts.QueryHeaders}
-		mux.Handle("/api/v1/", &httputil.ReverseProxy{
+		plog := a.logger.With("component", "query-proxy")
+		proxy := &httputil.ReverseProxy{
 			Rewrite: func(r *httputil.ProxyRequest) {
 				r.SetURL(u)
 				if u.User != nil {
@@ -76,8 +79,34 @@ func (a *App) registerAPI(mux *http.ServeMux) error {
 					r.Out.SetBasicAuth(u.User.Username(), p)
 				}
 			},
+			// The store's own CORS answer (Prometheus allows any origin by
+			// default) must not stand in for --web.cors.origin.
+			ModifyResponse: func(resp *http.Response) error {
+				for k := range resp.Header {
+					if strings.HasPrefix(k, "Access-Control-") {
+						delete(resp.Header, k)
+					}
+				}
+				return nil
+			},
 			Transport: remote.RoundTripper(nil),
-			ErrorLog:  slog.NewLogLogger(a.logger.With("component", "query-proxy").Handler(), slog.LevelWarn),
+			ErrorLog:  slog.NewLogLogger(plog.Handler(), slog.LevelWarn),
+			// The default answers a failed round trip with an empty 502.
+			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+				plog.Warn("query backend failed", "url", u.Redacted(), "path", r.URL.Path, "err", err)
+				writeAPIError(w, http.StatusBadGateway, "unavailable", fmt.Sprintf("query backend %s failed: %v", u.Redacted(), redact(err, u)))
+			},
+		}
+		// Only the read endpoints of the query API are forwarded, with the
+		// --query.header credentials: the store's write and admin endpoints
+		// (remote write, OTLP, TSDB admin) are not reachable through
+		// spanwatch.
+		for _, p := range proxiedPaths {
+			mux.Handle(api.Prefix+p, proxy)
+		}
+		mux.HandleFunc(api.Prefix, func(w http.ResponseWriter, r *http.Request) {
+			writeAPIError(w, http.StatusNotFound, "not_found",
+				fmt.Sprintf("unknown API endpoint %s: with --query.url spanwatch forwards only the query API (%s)", r.URL.Path, strings.Join(proxiedPaths, ", ")))
 		})
 		a.logger.Info("query API reads from a remote store", "url", u.Redacted())
 		return nil
@@ -91,10 +120,9 @@ func (a *App) registerAPI(mux *http.ServeMux) error {
 	}
 	a.engine = e
 	if a.store == nil {
-		mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, _ *http.Request) {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte(`{"status":"error","errorType":"unavailable","error":"spanwatch runs with --storage.mode=none: there is nothing to query; set --query.url to read from a Prometheus-compatible store"}`))
+		mux.HandleFunc(api.Prefix, func(w http.ResponseWriter, _ *http.Request) {
+			writeAPIError(w, http.StatusServiceUnavailable, "unavailable",
+				"spanwatch runs with --storage.mode=none: there is nothing to query; set --query.url to read from a Prometheus-compatible store")
 		})
 		return nil
 	}
@@ -112,6 +140,35 @@ func (a *App) registerAPI(mux *http.ServeMux) error {
 	}
 	h.Register(mux)
 	return nil
+}
+
+// proxiedPaths are the endpoints, under /api/v1/, that a spanwatch with
+// --query.url forwards to the store: the ones its embedded API serves.
+var proxiedPaths = []string{
+	"query", "query_range", "query_exemplars", "format_query", "series", "labels",
+	"label/{name}/values", "metadata", "status/buildinfo",
+}
+
+// redact removes the password of u from an error's text (a url.Error
+// quotes the URL it failed on).
+func redact(err error, u *url.URL) string {
+	msg := err.Error()
+	if p, ok := u.User.Password(); ok && p != "" {
+		msg = strings.ReplaceAll(msg, p, "xxxxx")
+	}
+	return msg
+}
+
+// writeAPIError answers in the Prometheus API's error envelope.
+func writeAPIError(w http.ResponseWriter, code int, errorType, msg string) {
+	b, _ := json.Marshal(struct { // strings only: cannot fail
+		Status    string `json:"status"`
+		ErrorType string `json:"errorType"`
+		Error     string `json:"error"`
+	}{"error", errorType, msg})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_, _ = w.Write(b)
 }
 
 // metadata describes the span-metric families for /api/v1/metadata.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/spanwatch/spanwatch/internal/export"
 	"github.com/spanwatch/spanwatch/internal/field"
 	"github.com/spanwatch/spanwatch/internal/gate"
+	"github.com/spanwatch/spanwatch/internal/ingest"
 	"github.com/spanwatch/spanwatch/internal/rules"
 	"github.com/spanwatch/spanwatch/internal/spanmetrics"
 )
@@ -32,6 +34,9 @@ type File struct {
 	Gate gate.Config `yaml:"gate"`
 	// Rules configures rule evaluation and the built-in alert pack.
 	Rules rules.Config `yaml:"rules"`
+	// OTLP sets TLS and authentication of the OTLP receivers; their
+	// addresses and size limit are flags.
+	OTLP ingest.ReceiversConfig `yaml:"otlp"`
 }
 
 // section is one top-level key and the Validate of the value it decodes into.
@@ -48,6 +53,7 @@ func (f *File) sections() []section {
 		{"remote_write", f.validateRemoteWrite},
 		{"gate", f.Gate.Validate},
 		{"rules", f.Rules.Validate},
+		{"otlp", f.OTLP.Validate},
 	}
 }
 
@@ -77,13 +83,20 @@ func Default() *File {
 	}
 }
 
-// Load reads and parses the config file at path.
+// Load reads and parses the config file at path. Relative file paths in it
+// (TLS certificates, token and password files) are resolved against the
+// directory of path, as Prometheus does.
 func Load(path string) (*File, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
 	}
-	return Parse(data, path)
+	f, err := Parse(data, path)
+	if err != nil {
+		return nil, err
+	}
+	f.OTLP.SetDirectory(filepath.Dir(path))
+	return f, nil
 }
 
 // Parse decodes a config file over Default and validates it. filename is used

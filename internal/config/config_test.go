@@ -16,6 +16,7 @@ import (
 	"github.com/spanwatch/spanwatch/internal/export"
 	"github.com/spanwatch/spanwatch/internal/field"
 	"github.com/spanwatch/spanwatch/internal/gate"
+	"github.com/spanwatch/spanwatch/internal/ingest"
 	"github.com/spanwatch/spanwatch/internal/regress"
 	"github.com/spanwatch/spanwatch/internal/rules"
 	"github.com/spanwatch/spanwatch/internal/spanmetrics"
@@ -213,7 +214,7 @@ exposition:
 		{
 			name:    "collector config",
 			in:      "connectors:\n  spanmetrics: {}\n",
-			wantErr: []string{`config.yaml:1: connectors: unknown key (sections are spanmetrics, exposition, remote_write, gate, rules)`},
+			wantErr: []string{`config.yaml:1: connectors: unknown key (sections are spanmetrics, exposition, remote_write, gate, rules, otlp)`},
 		},
 		{
 			name: "unknown key in a section",
@@ -356,7 +357,7 @@ exposition:
 		{
 			name:    "top level is not a mapping",
 			in:      "- spanmetrics\n",
-			wantErr: []string{`config.yaml:1: expected a mapping of sections (spanmetrics, exposition, remote_write, gate, rules), got a list`},
+			wantErr: []string{`config.yaml:1: expected a mapping of sections (spanmetrics, exposition, remote_write, gate, rules, otlp), got a list`},
 		},
 		{
 			name: "syntax error",
@@ -559,6 +560,19 @@ func TestLoadFull(t *testing.T) {
 				ThroughputDrop: rules.ChangeAlert{AlertConfig: rules.AlertConfig{Enabled: false, For: 10 * time.Minute, Labels: map[string]string{"severity": "page"}}, Threshold: 0.8, Offset: time.Hour},
 			},
 		},
+		// Relative paths are resolved against the file's directory.
+		OTLP: ingest.ReceiversConfig{
+			GRPC: ingest.ServerConfig{
+				TLS: &ingest.TLSConfig{CertFile: "testdata/tls/server.crt", KeyFile: "/etc/spanwatch/tls/server.key", ClientCAFile: "testdata/tls/ca.crt",
+					MinVersion: "1.3", MaxVersion: "1.3", ReloadInterval: time.Hour},
+				Auth: &ingest.AuthConfig{BearerTokenFile: "testdata/secrets/token"},
+			},
+			HTTP: ingest.ServerConfig{
+				TLS: &ingest.TLSConfig{CertFile: "testdata/tls/http.crt", KeyFile: "testdata/tls/http.key", ClientCAFile: "testdata/tls/http-ca.crt",
+					MinVersion: "1.1", MaxVersion: "1.2", ReloadInterval: 5 * time.Minute},
+				Auth: &ingest.AuthConfig{BasicAuth: &ingest.BasicAuthConfig{Username: "otel", PasswordFile: "testdata/secrets/password"}},
+			},
+		},
 	}
 	require.Equal(t, want, f)
 
@@ -568,6 +582,15 @@ func TestLoadFull(t *testing.T) {
 	exempt := map[string]bool{
 		"spanmetrics.metrics_expiration": true, // conflicts with series_expiration
 		"remote_write[0].bearer_token":   true, // conflicts with basic_auth; set in remote_write[1]
+		// One authentication method per receiver: bearer_token_file for
+		// gRPC, basic_auth with password_file for HTTP.
+		"otlp.grpc.auth.bearer_token":             true,
+		"otlp.grpc.auth.basic_auth.username":      true,
+		"otlp.grpc.auth.basic_auth.password":      true,
+		"otlp.grpc.auth.basic_auth.password_file": true,
+		"otlp.http.auth.bearer_token":             true,
+		"otlp.http.auth.bearer_token_file":        true,
+		"otlp.http.auth.basic_auth.password":      true,
 	}
 	for path, v := range leaves(reflect.ValueOf(f).Elem(), "") {
 		if exempt[path] {
@@ -729,4 +752,11 @@ func fieldByKey(v reflect.Value, name string) (reflect.Value, bool) {
 		}
 	}
 	return reflect.Value{}, false
+}
+
+// TestOTLPAuthFailsClosed: a token from an unset variable leaves the auth
+// block empty, which is an error, never a receiver without authentication.
+func TestOTLPAuthFailsClosed(t *testing.T) {
+	_, err := Parse([]byte("otlp:\n  http:\n    auth:\n      bearer_token: ${SPANWATCH_TEST_UNSET_TOKEN}\n"), "spanwatch.yml")
+	require.EqualError(t, err, "spanwatch.yml:3: otlp.http.auth: set exactly one of bearer_token, bearer_token_file and basic_auth")
 }

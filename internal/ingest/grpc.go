@@ -6,11 +6,13 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/encoding"
 	_ "google.golang.org/grpc/encoding/gzip" // OTLP exporters may gzip requests.
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 )
 
 // The OTLP TraceService, served without generated stubs: the request bytes
@@ -60,11 +62,18 @@ type traceService interface{}
 
 func newGRPCServer(r *Receiver) *grpcServer {
 	g := &grpcServer{r: r}
-	g.srv = grpc.NewServer(
+	opts := []grpc.ServerOption{
 		grpc.ForceServerCodecV2(rawCodec{fallback: encoding.GetCodecV2("proto")}),
 		grpc.MaxRecvMsgSize(r.cfg.MaxRequestBytes),
 		grpc.StatsHandler(&rejectCounter{r: r}),
-	)
+	}
+	if r.grpcTLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(r.grpcTLS.serverConfig())))
+	}
+	if r.grpcAuth != nil {
+		opts = append(opts, grpc.InTapHandle(g.authenticate))
+	}
+	g.srv = grpc.NewServer(opts...)
 	g.srv.RegisterService(&grpc.ServiceDesc{
 		ServiceName: traceServiceName,
 		HandlerType: (*traceService)(nil),
@@ -95,6 +104,22 @@ func (g *grpcServer) export(_ any, ctx context.Context, dec func(any) error, _ g
 	return &rawResponse{}, nil
 }
 
+// authenticate runs before a call's stream is created, so that the request
+// of a client without credentials is never read. grpc-go reports such a
+// call to no stats handler: it is counted here.
+func (g *grpcServer) authenticate(ctx context.Context, info *tap.Info) (context.Context, error) {
+	var header string
+	if v := info.Header.Get("authorization"); len(v) > 0 {
+		header = v[0]
+	}
+	if g.r.grpcAuth.check(header) {
+		return ctx, nil
+	}
+	g.r.m.rejected.WithLabelValues(ProtocolGRPC, ReasonUnauthenticated).Inc()
+	g.r.logger.Debug("rejected OTLP/gRPC request", "reason", ReasonUnauthenticated, "method", info.FullMethodName)
+	return ctx, status.Error(codes.Unauthenticated, errUnauthenticated.Error())
+}
+
 // rejectCounter counts failed gRPC calls, including those grpc-go rejects
 // before the handler runs (messages over the size limit).
 type rejectCounter struct{ r *Receiver }
@@ -120,6 +145,8 @@ func (c *rejectCounter) HandleRPC(_ context.Context, s stats.RPCStats) {
 		reason = ReasonRead
 	case codes.Internal:
 		reason = ReasonInternal
+	case codes.Unauthenticated:
+		reason = ReasonUnauthenticated
 	}
 	c.r.m.rejected.WithLabelValues(ProtocolGRPC, reason).Inc()
 	if reason != ReasonRead {

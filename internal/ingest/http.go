@@ -35,6 +35,14 @@ var gzipPool sync.Pool
 // google.rpc.Status on failure, in the request's encoding.
 func (r *Receiver) httpHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if r.httpAuth != nil && !r.httpAuth.check(req.Header.Get("Authorization")) {
+			// Before anything else: a client without credentials learns
+			// nothing about the endpoint, and its body is never read.
+			w.Header().Set("WWW-Authenticate", r.httpAuth.challenge())
+			ct, _, _ := mime.ParseMediaType(req.Header.Get("Content-Type"))
+			r.httpReject(w, ct, http.StatusUnauthorized, ReasonUnauthenticated, errUnauthenticated.Error())
+			return
+		}
 		if req.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
 			r.httpReject(w, contentTypeJSON, http.StatusMethodNotAllowed, ReasonMethod,
@@ -190,6 +198,8 @@ func grpcCode(httpCode int) codes.Code {
 		return codes.Unimplemented
 	case http.StatusInternalServerError:
 		return codes.Internal
+	case http.StatusUnauthorized:
+		return codes.Unauthenticated
 	}
 	return codes.Unknown
 }

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,8 +32,13 @@ type Config struct {
 	GRPCAddress string
 	// HTTPAddress is the OTLP/HTTP listen address; empty disables it.
 	HTTPAddress string
-	// MaxRequestBytes bounds a request after decompression.
+	// MaxRequestBytes bounds a request after decompression (the Collector's
+	// max_request_body_size for HTTP and max_recv_msg_size_mib for gRPC).
 	MaxRequestBytes int
+	// GRPC sets TLS and authentication of the OTLP/gRPC receiver.
+	GRPC ServerConfig
+	// HTTP sets TLS and authentication of the OTLP/HTTP receiver.
+	HTTP ServerConfig
 }
 
 // DefaultConfig returns the defaults: :4317, :4318, 16 MiB.
@@ -45,6 +51,12 @@ func (c *Config) Validate() error {
 	if c.MaxRequestBytes < 1024 {
 		return fmt.Errorf("max request bytes must be at least 1024, got %d", c.MaxRequestBytes)
 	}
+	if err := c.GRPC.Validate(); err != nil {
+		return fmt.Errorf("OTLP/gRPC receiver: %w", err)
+	}
+	if err := c.HTTP.Validate(); err != nil {
+		return fmt.Errorf("OTLP/HTTP receiver: %w", err)
+	}
 	return nil
 }
 
@@ -56,6 +68,9 @@ const (
 	ReasonContentEncoding = "content_encoding"
 	ReasonMethod          = "method"
 	ReasonRead            = "read"
+	// ReasonUnauthenticated counts requests without valid credentials
+	// (gRPC Unauthenticated, HTTP 401).
+	ReasonUnauthenticated = "unauthenticated"
 	ReasonOther           = "other"
 	// ReasonInternal counts requests whose processing panicked: they are
 	// answered with an internal error and logged with the stack, and the
@@ -123,6 +138,10 @@ type Receiver struct {
 	consumer Consumer
 	logger   *slog.Logger
 	m        *metrics
+	grpcTLS  *tlsSource     // nil: plain gRPC
+	httpTLS  *tlsSource     // nil: plain HTTP
+	grpcAuth *authenticator // nil: no authentication
+	httpAuth *authenticator
 
 	mu       sync.Mutex
 	grpc     *grpcServer
@@ -144,7 +163,44 @@ func New(cfg Config, c Consumer, logger *slog.Logger, reg prometheus.Registerer)
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Receiver{cfg: cfg, consumer: c, logger: logger, m: newMetrics(reg), serveErr: make(chan error, 2)}, nil
+	r := &Receiver{cfg: cfg, consumer: c, logger: logger, m: newMetrics(reg), serveErr: make(chan error, 2)}
+	var err error
+	if cfg.GRPCAddress != "" {
+		if r.grpcTLS, r.grpcAuth, err = newSecurity("OTLP/gRPC", cfg.GRPC, []string{"h2"}, logger); err != nil {
+			return nil, err
+		}
+		if r.grpcAuth != nil {
+			r.m.rejected.WithLabelValues(ProtocolGRPC, ReasonUnauthenticated)
+		}
+	}
+	if cfg.HTTPAddress != "" {
+		if r.httpTLS, r.httpAuth, err = newSecurity("OTLP/HTTP", cfg.HTTP, []string{"h2", "http/1.1"}, logger); err != nil {
+			return nil, err
+		}
+		if r.httpAuth != nil {
+			r.m.rejected.WithLabelValues(ProtocolHTTP, ReasonUnauthenticated)
+		}
+	}
+	return r, nil
+}
+
+// newSecurity loads a receiver's TLS files and credentials.
+func newSecurity(name string, c ServerConfig, alpn []string, logger *slog.Logger) (*tlsSource, *authenticator, error) {
+	var src *tlsSource
+	if c.TLS != nil {
+		var err error
+		if src, err = newTLSSource(*c.TLS, alpn, logger.With("receiver", name)); err != nil {
+			return nil, nil, fmt.Errorf("%s receiver TLS: %w", name, err)
+		}
+	}
+	auth, err := newAuthenticator(c.Auth)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s receiver auth: %w", name, err)
+	}
+	if auth != nil && src == nil {
+		logger.Warn("receiver requires credentials without TLS: they cross the network in clear text", "receiver", name)
+	}
+	return src, auth, nil
 }
 
 // Start binds the listeners and serves in the background. Errors while
@@ -165,7 +221,7 @@ func (r *Receiver) Start() error {
 				r.serveErr <- fmt.Errorf("OTLP/gRPC server: %w", err)
 			}
 		}()
-		r.logger.Info("OTLP/gRPC receiver listening", "address", lis.Addr().String())
+		r.logger.Info("OTLP/gRPC receiver listening", "address", lis.Addr().String(), "tls", r.grpcTLS != nil, "auth", r.grpcAuth != nil)
 	}
 	if r.cfg.HTTPAddress != "" {
 		lis, err := net.Listen("tcp", r.cfg.HTTPAddress)
@@ -174,6 +230,9 @@ func (r *Receiver) Start() error {
 				r.grpc.srv.Stop()
 			}
 			return fmt.Errorf("OTLP/HTTP listen on %s: %w", r.cfg.HTTPAddress, err)
+		}
+		if r.httpTLS != nil {
+			lis = tls.NewListener(lis, r.httpTLS.serverConfig())
 		}
 		r.httpLis = lis
 		mux := http.NewServeMux()
@@ -190,7 +249,7 @@ func (r *Receiver) Start() error {
 				r.serveErr <- fmt.Errorf("OTLP/HTTP server: %w", err)
 			}
 		}()
-		r.logger.Info("OTLP/HTTP receiver listening", "address", lis.Addr().String())
+		r.logger.Info("OTLP/HTTP receiver listening", "address", lis.Addr().String(), "tls", r.httpTLS != nil, "auth", r.httpAuth != nil)
 	}
 	return nil
 }

@@ -22,6 +22,9 @@ var assets embed.FS
 // UIHandler serves the web UI at "/": the built single-page app from the
 // embedded bundle, or, without one, a placeholder page that says how to
 // build it. Mount it at "/" on the web mux; the API's longer patterns win.
+// Every response carries the browser safety headers (X-Content-Type-Options,
+// X-Frame-Options, Referrer-Policy) and the pages a Content-Security-Policy,
+// each unless the response already has it.
 func UIHandler() http.Handler {
 	sub, err := fs.Sub(assets, "assets")
 	if err != nil { // cannot happen: the directory is embedded
@@ -38,8 +41,9 @@ type uiFile struct {
 }
 
 type uiHandler struct {
-	files map[string]*uiFile // path in dist/ without leading slash → file
-	index *uiFile            // dist/index.html, or the placeholder
+	files       map[string]*uiFile // path in dist/ without leading slash → file
+	index       *uiFile            // dist/index.html, or the placeholder
+	placeholder bool               // index is the placeholder page
 }
 
 // newUIHandler serves dist/ from fsys, falling back to placeholder.html
@@ -61,6 +65,7 @@ func newUIHandler(fsys fs.FS) http.Handler {
 	if h.index == nil {
 		h.files = map[string]*uiFile{}
 		h.index = readUIFile(fsys, "placeholder.html")
+		h.placeholder = true
 	}
 	if h.index == nil {
 		h.index = &uiFile{body: []byte("spanwatch: UI assets missing\n"), contentType: "text/plain; charset=utf-8"}
@@ -127,13 +132,18 @@ func (h *uiHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	hd := w.Header()
 	hd.Set("Content-Type", f.contentType)
-	hd.Set("X-Content-Type-Options", "nosniff")
 	// File names are not content-hashed: let browsers keep copies but
 	// revalidate every time (a 304 when unchanged).
 	hd.Set("Cache-Control", "no-cache")
+	for _, kv := range securityHeaders {
+		setDefault(hd, kv[0], kv[1])
+	}
 	if f == h.index {
-		hd.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'")
-		hd.Set("Referrer-Policy", "same-origin")
+		csp := uiCSP
+		if h.placeholder {
+			csp = placeholderCSP
+		}
+		setDefault(hd, "Content-Security-Policy", csp)
 	}
 	if f.etag != "" {
 		hd.Set("ETag", f.etag)

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	toolkit "github.com/prometheus/exporter-toolkit/web"
 )
 
 // Readiness records whether spanwatch is ready to serve, and why not: it
@@ -73,22 +75,41 @@ func (r *Readiness) Ready() (bool, string) {
 
 // Server is an HTTP server with graceful shutdown.
 type Server struct {
-	name   string
-	srv    *http.Server
-	lis    net.Listener
-	logger *slog.Logger
-	errc   chan error
+	name       string
+	srv        *http.Server
+	configFile string
+	lis        net.Listener
+	logger     *slog.Logger
+	errc       chan error
 }
 
-// NewServer returns a server for handler on addr; Start binds it.
-func NewServer(name, addr string, handler http.Handler, logger *slog.Logger) *Server {
+// ServerOptions configure a Server beyond its address and handler.
+type ServerOptions struct {
+	// ConfigFile is a web configuration file in the Prometheus
+	// exporter-toolkit format (TLS, client certificates, basic
+	// authentication with bcrypt hashes, response headers), as Prometheus
+	// and node_exporter read it with --web.config.file. It is re-read on
+	// every request and TLS handshake, so changes apply without a restart.
+	// Empty serves plain HTTP without authentication.
+	ConfigFile string
+}
+
+// NewServer returns a server for handler on addr; Start binds it. A
+// configuration file in opts is checked here (its syntax, the bcrypt
+// hashes, and that the certificate and key load), so that a bad file is an
+// error before any port is bound.
+func NewServer(name, addr string, handler http.Handler, logger *slog.Logger, opts ServerOptions) (*Server, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	if err := ValidateConfigFile(opts.ConfigFile); err != nil {
+		return nil, err
+	}
 	return &Server{
-		name:   name,
-		logger: logger,
-		errc:   make(chan error, 1),
+		name:       name,
+		configFile: opts.ConfigFile,
+		logger:     logger,
+		errc:       make(chan error, 1),
 		srv: &http.Server{
 			Addr:              addr,
 			Handler:           handler,
@@ -96,7 +117,19 @@ func NewServer(name, addr string, handler http.Handler, logger *slog.Logger) *Se
 			IdleTimeout:       2 * time.Minute,
 			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
 		},
+	}, nil
+}
+
+// ValidateConfigFile checks a web configuration file as NewServer does;
+// an empty path is valid (no file). The error names the file.
+func ValidateConfigFile(path string) error {
+	if path == "" {
+		return nil
 	}
+	if err := toolkit.Validate(path); err != nil {
+		return fmt.Errorf("web config file %s: %w", path, err)
+	}
+	return nil
 }
 
 // Start binds the listener and serves in the background.
@@ -106,12 +139,21 @@ func (s *Server) Start() error {
 		return fmt.Errorf("%s listen on %s: %w", s.name, s.srv.Addr, err)
 	}
 	s.lis = lis
+	serve := s.srv.Serve
+	if s.configFile != "" {
+		// exporter-toolkit wraps the handler with basic authentication and
+		// the configured headers, and serves TLS when the file asks for it.
+		file := s.configFile
+		serve = func(l net.Listener) error {
+			return toolkit.Serve(l, s.srv, &toolkit.FlagConfig{WebConfigFile: &file}, s.logger)
+		}
+	}
 	go func() {
-		if err := s.srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.errc <- fmt.Errorf("%s server: %w", s.name, err)
 		}
 	}()
-	s.logger.Info("listening", "server", s.name, "address", lis.Addr().String())
+	s.logger.Info("listening", "server", s.name, "address", lis.Addr().String(), "web_config_file", s.configFile)
 	return nil
 }
 
