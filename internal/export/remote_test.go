@@ -137,7 +137,6 @@ func (c *rwClock) add(d time.Duration) time.Time { c.ns.Add(int64(d)); return c.
 func rwAggregator(t *testing.T, clk *rwClock, mutate func(*spanmetrics.Config)) *spanmetrics.Aggregator {
 	t.Helper()
 	cfg := spanmetrics.DefaultConfig()
-	cfg.Histogram.Exponential = &spanmetrics.ExponentialConfig{}
 	if mutate != nil {
 		mutate(&cfg)
 	}
@@ -853,9 +852,7 @@ func BenchmarkRemoteWriteEncode(b *testing.B) {
 			}
 			b.Run(name, func(b *testing.B) {
 				cfg := spanmetrics.DefaultConfig()
-				if native {
-					cfg.Histogram.Exponential = &spanmetrics.ExponentialConfig{}
-				}
+				cfg.Histogram.Exponential.Enabled = native
 				a, err := spanmetrics.New(cfg, spanmetrics.Options{})
 				require.NoError(b, err)
 				td := ptrace.NewTraces()
@@ -897,7 +894,6 @@ func BenchmarkRemoteWriteEncode(b *testing.B) {
 // collide with series labels.
 func TestRemoteWriteLabelsMatchSampleLabels(t *testing.T) {
 	cfg := spanmetrics.DefaultConfig()
-	cfg.Histogram.Exponential = &spanmetrics.ExponentialConfig{}
 	cfg.Dimensions = []spanmetrics.Dimension{{Name: "Zone"}, {Name: "http.method"}}
 	cfg.AggregationCardinalityLimit = 2
 	a, err := spanmetrics.New(cfg, spanmetrics.Options{Naming: spanmetrics.NamingConfig{ConstLabels: map[string]string{"cluster": "c1"}}})

@@ -221,6 +221,53 @@ func TestExpiryShorterThanFlushKeepsSpans(t *testing.T) {
 	require.Len(t, s.Gone, 1)
 }
 
+// TestNativeHistogramByDefault: every duration series keeps a native
+// histogram beside its classic buckets unless exponential.enabled is false
+// or the histogram is disabled.
+func TestNativeHistogramByDefault(t *testing.T) {
+	for name, c := range map[string]struct {
+		mutate func(*Config)
+		native bool
+	}{
+		"default":             {mutate: func(*Config) {}, native: true},
+		"only enabled set":    {mutate: func(c *Config) { c.Histogram.Exponential = ExponentialConfig{Enabled: true} }, native: true},
+		"exponential off":     {mutate: func(c *Config) { c.Histogram.Exponential.Enabled = false }},
+		"histogram disabled":  {mutate: func(c *Config) { c.Histogram.Disable = true }},
+		"zero value disabled": {mutate: func(c *Config) { c.Histogram.Exponential = ExponentialConfig{} }},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.SeriesExpiration = time.Minute
+			c.mutate(&cfg)
+			now := t0
+			a, err := New(cfg, Options{Now: func() time.Time { return now }})
+			require.NoError(t, err)
+			_, err = a.ConsumeProto(marshal(t, makeTraces(
+				spanSpec{service: "s", name: "a", dur: 3 * time.Millisecond},
+				spanSpec{service: "s", name: "a", dur: 300 * time.Millisecond})))
+			require.NoError(t, err)
+			s := a.Snapshot(now)
+			require.Len(t, s.Series, 1)
+			ss := s.Series[0]
+			require.Equal(t, []uint64{0, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0}, ss.Buckets, "classic buckets either way")
+			if !c.native {
+				require.Nil(t, ss.Native)
+			} else {
+				require.NotNil(t, ss.Native)
+				require.Equal(t, int32(3), ss.Native.Schema)
+				var n uint64
+				for _, k := range ss.Native.Counts {
+					n += k
+				}
+				require.Equal(t, uint64(2), n+ss.Native.ZeroCount)
+			}
+			now = now.Add(2 * time.Minute)
+			s = a.Snapshot(now)
+			require.Equal(t, []GoneSeries{{Key: ss.Key, Native: c.native}}, s.Gone)
+		})
+	}
+}
+
 func TestRejectedRequestCountsNothing(t *testing.T) {
 	a := newTestAgg(t, DefaultConfig(), NamingConfig{})
 	good := marshal(t, makeTraces(spanSpec{service: "s", name: "a"}, spanSpec{service: "s", name: "b"}))
@@ -235,9 +282,7 @@ func TestRejectedRequestCountsNothing(t *testing.T) {
 // snapshots are taken; the snapshot after the last acknowledgement holds
 // every span.
 func TestAcknowledgedMeansCounted(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Histogram.Exponential = &ExponentialConfig{}
-	a := newTestAgg(t, cfg, NamingConfig{})
+	a := newTestAgg(t, DefaultConfig(), NamingConfig{})
 	var reqs [][]byte
 	for i := range 8 {
 		var specs []spanSpec
