@@ -56,6 +56,9 @@ type Aggregator struct {
 
 	shards  [numShards]shard
 	nseries atomic.Int64
+	// nativeBuckets is the number of native-histogram buckets in the last
+	// snapshot, to size the next one's slab.
+	nativeBuckets atomic.Int64
 
 	overflowMu sync.Mutex
 	overflow   atomic.Pointer[series]
