@@ -48,21 +48,24 @@ func BenchmarkIngest(b *testing.B) {
 	}
 }
 
-// BenchmarkSeriesMemory: heap bytes per active series (heapB/series).
+// BenchmarkSeriesMemory: heap bytes per active series (heapB/series), with
+// one span per series and, at 10k series, FilledSpans spans per series.
 // ns/op, B/op and allocs/op include request building and forced GCs.
 func BenchmarkSeriesMemory(b *testing.B) {
-	for _, n := range []int{1_000, 10_000, 100_000} {
+	for _, c := range []struct{ n, spans int }{{1_000, 1}, {10_000, 1}, {100_000, 1}, {10_000, FilledSpans}} {
 		for _, impl := range Impls {
-			b.Run(fmt.Sprintf("impl=%s/series=%d", impl.Name, n), SeriesMemory(impl, n))
+			b.Run(fmt.Sprintf("impl=%s/series=%d/spans=%d", impl.Name, c.n, c.spans), SeriesMemory(impl, c.n, c.spans))
 		}
 	}
 }
 
-// BenchmarkSnapshot: one export (spanwatch Snapshot, connector flush) of 10k
-// series; ns/series and allocs/series.
+// BenchmarkSnapshot: one export (spanwatch Snapshot, connector flush) of
+// 10k and 100k series; ns/series and allocs/series.
 func BenchmarkSnapshot(b *testing.B) {
-	for _, impl := range Impls {
-		b.Run(fmt.Sprintf("impl=%s/series=%d", impl.Name, 10_000), Snapshot(impl, 10_000))
+	for _, n := range []int{10_000, 100_000} {
+		for _, impl := range Impls {
+			b.Run(fmt.Sprintf("impl=%s/series=%d", impl.Name, n), Snapshot(impl, n))
+		}
 	}
 }
 
@@ -98,8 +101,10 @@ func TestSameSeries(t *testing.T) {
 		}
 	}
 	t.Logf("workload: %d requests, %.0f wire bytes/span, series %v", len(w.Requests), w.BytesPerSpan(), counts)
-	if counts["spanwatch"] != counts["connector"] {
-		t.Errorf("series differ: %v", counts)
+	for _, impl := range Impls {
+		if counts[impl.Name] != counts[Connector.Name] {
+			t.Errorf("series differ: %v", counts)
+		}
 	}
 	if bps := w.BytesPerSpan(); bps < 300 || bps > 500 {
 		t.Errorf("%.0f wire bytes per span, want about 400", bps)
@@ -107,17 +112,21 @@ func TestSameSeries(t *testing.T) {
 }
 
 // TestSeriesFixture checks that the memory fixture creates exactly N series
-// on both sides.
+// on every side, with one span per series and with several.
 func TestSeriesFixture(t *testing.T) {
 	for _, impl := range Impls {
-		for _, n := range []int{1, 999, 2_500} {
-			t.Run(fmt.Sprintf("impl=%s/series=%d", impl.Name, n), func(t *testing.T) {
-				r, err := MeasureSeriesMemory(impl, n)
+		for _, c := range []struct{ n, spans int }{{1, 1}, {999, 1}, {2_500, 1}, {999, 3}} {
+			t.Run(fmt.Sprintf("impl=%s/series=%d/spans=%d", impl.Name, c.n, c.spans), func(t *testing.T) {
+				f := NewFilledSeriesFixture(c.n, c.spans)
+				if f.Spans() != c.n*c.spans {
+					t.Fatalf("%d spans, want %d", f.Spans(), c.n*c.spans)
+				}
+				r, err := MeasureFixtureMemory(impl, f)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if r.Series != n {
-					t.Errorf("got %d series, want %d", r.Series, n)
+				if r.Series != c.n {
+					t.Errorf("got %d series, want %d", r.Series, c.n)
 				}
 			})
 		}

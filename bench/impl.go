@@ -23,11 +23,20 @@ type Impl struct {
 	New func() (Instance, error)
 }
 
+// The implementations compared.
+var (
+	// Spanwatch is spanwatch with its defaults: classic buckets and native
+	// histograms.
+	Spanwatch = Impl{Name: "spanwatch", New: NewSpanwatch}
+	// SpanwatchClassic is spanwatch with classic buckets only.
+	SpanwatchClassic = Impl{Name: "spanwatch-classic", New: NewSpanwatchClassic}
+	// Connector is the Collector's spanmetrics connector (classic buckets,
+	// as the recipe configures it).
+	Connector = Impl{Name: "connector", New: NewConnector}
+)
+
 // Impls are the implementations compared, spanwatch first.
-var Impls = []Impl{
-	{Name: "spanwatch", New: NewSpanwatch},
-	{Name: "connector", New: NewConnector},
-}
+var Impls = []Impl{Spanwatch, SpanwatchClassic, Connector}
 
 // The recipe's connector settings (/work/shared/recipe/collector.yaml), which
 // both implementations are configured with.

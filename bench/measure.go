@@ -8,6 +8,11 @@ import (
 	"time"
 )
 
+// FilledSpans is the number of spans per series of the filled memory
+// fixture: enough for a native histogram to hold the buckets of a busy
+// series.
+const FilledSpans = 200
+
 // Custom benchmark units, reported with b.ReportMetric.
 const (
 	UnitNsPerSpan       = "ns/span"
@@ -117,24 +122,30 @@ func Snapshot(impl Impl, n int) func(b *testing.B) {
 	}
 }
 
-// SeriesMemory returns a benchmark that runs MeasureSeriesMemory once per
-// iteration and reports heap bytes per series (heapB/series) and the time
-// to create one series (ns/series, from the feeding alone). Its ns/op,
-// B/op and allocs/op include building the requests and two forced GCs per
-// iteration: ignore them.
-func SeriesMemory(impl Impl, n int) func(b *testing.B) {
+// SeriesMemory returns a benchmark that runs MeasureFixtureMemory on n
+// series with spansPerSeries spans each once per iteration and reports heap
+// bytes per series (heapB/series) and the feeding time (from Consume alone)
+// per series (ns/series) with one span per series, per span (ns/span)
+// otherwise. Its ns/op, B/op and allocs/op include building the requests
+// and two forced GCs per iteration: ignore them.
+func SeriesMemory(impl Impl, n, spansPerSeries int) func(b *testing.B) {
 	return func(b *testing.B) {
-		var heap, create float64
+		f := NewFilledSeriesFixture(n, spansPerSeries)
+		var heap, feed float64
 		for b.Loop() {
-			r, err := MeasureSeriesMemory(impl, n)
+			r, err := MeasureFixtureMemory(impl, f)
 			if err != nil {
 				b.Fatal(err)
 			}
 			heap += r.BytesPerSeries
-			create += float64(r.Feed.Nanoseconds()) / float64(n)
+			feed += float64(r.Feed.Nanoseconds())
 		}
 		b.ReportMetric(heap/float64(b.N), UnitHeapPerSeries)
-		b.ReportMetric(create/float64(b.N), UnitNsPerSeries)
+		if f.SpansPerSeries == 1 {
+			b.ReportMetric(feed/float64(b.N)/float64(n), UnitNsPerSeries)
+		} else {
+			b.ReportMetric(feed/float64(b.N)/float64(f.Spans()), UnitNsPerSpan)
+		}
 	}
 }
 
@@ -151,17 +162,23 @@ type MemoryResult struct {
 }
 
 // MeasureSeriesMemory measures the live heap an instance needs for n active
-// series. It forces two GCs (the second empties sync.Pool victim caches) and
-// reads HeapAlloc before the instance is created, feeds requests that create
-// exactly n series, forces two GCs again and reads HeapAlloc while the
+// series with one span each (NewSeriesFixture); see MeasureFixtureMemory.
+func MeasureSeriesMemory(impl Impl, n int) (MemoryResult, error) {
+	return MeasureFixtureMemory(impl, NewSeriesFixture(n))
+}
+
+// MeasureFixtureMemory measures the live heap an instance needs for the
+// f.N active series of f. It forces two GCs (the second empties sync.Pool
+// victim caches) and reads HeapAlloc before the instance is created, feeds
+// the requests of f, forces two GCs again and reads HeapAlloc while the
 // instance is still reachable. The growth, divided by n, includes the
 // instance's fixed overhead (noticeable at 1k series, not at 100k) and
 // anything the instance retains from the decoded requests; it excludes the
 // serialized requests themselves, which are built one at a time and dropped
 // before the second reading. Afterwards one export checks that the instance
-// holds exactly n series.
-func MeasureSeriesMemory(impl Impl, n int) (MemoryResult, error) {
-	f := NewSeriesFixture(n)
+// holds exactly f.N series.
+func MeasureFixtureMemory(impl Impl, f *SeriesFixture) (MemoryResult, error) {
+	n := f.N
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.GC()

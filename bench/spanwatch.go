@@ -41,9 +41,19 @@ func SpanwatchConfig() spanmetrics.Config {
 	return cfg
 }
 
-// NewSpanwatch returns spanwatch's aggregator configured like the recipe.
-func NewSpanwatch() (Instance, error) {
+// NewSpanwatch returns spanwatch's aggregator configured like the recipe,
+// with its default native histograms beside the classic buckets.
+func NewSpanwatch() (Instance, error) { return newSpanwatch(SpanwatchConfig()) }
+
+// NewSpanwatchClassic returns spanwatch's aggregator configured like the
+// recipe, with classic buckets only (histogram.exponential.enabled: false).
+func NewSpanwatchClassic() (Instance, error) {
 	cfg := SpanwatchConfig()
+	cfg.Histogram.Exponential.Enabled = false
+	return newSpanwatch(cfg)
+}
+
+func newSpanwatch(cfg spanmetrics.Config) (Instance, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("validating spanwatch config: %w", err)
 	}

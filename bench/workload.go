@@ -282,32 +282,47 @@ func NewWorkload(cfg WorkloadConfig) (*Workload, error) {
 }
 
 // SeriesFixture produces requests that, together, create exactly N distinct
-// series on both implementations: every span has a span name of its own and
+// series on both implementations: every series has a span name of its own and
 // otherwise the same dimensions (SERVER, UNSET, GET, 200). Requests are built
 // on demand so that no serialized request is alive while memory is measured.
 type SeriesFixture struct {
-	// N is the number of series (and spans) over all requests.
+	// N is the number of series over all requests.
 	N int
+	// SpansPerSeries is how many spans each series gets: with 1 its
+	// histograms hold one observation; with more, durations spread
+	// log-normally (σ 0.6 around 20 ms, as in the workload), so a native
+	// histogram fills the buckets a busy series has. Series take turns:
+	// every series gets its k-th span before any gets its k+1-th.
+	SpansPerSeries int
 	// SpansPerRequest is the size of each request but possibly the last.
 	SpansPerRequest int
 	svcs            []service
 }
 
-// NewSeriesFixture returns a fixture of n series, spread over 20 services,
-// in requests of 1000 spans.
+// NewSeriesFixture returns a fixture of n series with one span each, spread
+// over 20 services, in requests of 1000 spans.
 func NewSeriesFixture(n int) *SeriesFixture {
-	return &SeriesFixture{N: n, SpansPerRequest: 1000, svcs: services(20)}
+	return NewFilledSeriesFixture(n, 1)
 }
+
+// NewFilledSeriesFixture returns a fixture of n series with spansPerSeries
+// spans each, spread over 20 services, in requests of 1000 spans.
+func NewFilledSeriesFixture(n, spansPerSeries int) *SeriesFixture {
+	return &SeriesFixture{N: n, SpansPerSeries: max(spansPerSeries, 1), SpansPerRequest: 1000, svcs: services(20)}
+}
+
+// Spans returns the number of spans over all requests.
+func (f *SeriesFixture) Spans() int { return f.N * max(f.SpansPerSeries, 1) }
 
 // Requests returns the number of requests.
 func (f *SeriesFixture) Requests() int {
-	return (f.N + f.SpansPerRequest - 1) / f.SpansPerRequest
+	return (f.Spans() + f.SpansPerRequest - 1) / f.SpansPerRequest
 }
 
 // Request builds and serializes request i (0 ≤ i < Requests()).
 func (f *SeriesFixture) Request(i int) ([]byte, error) {
 	first := i * f.SpansPerRequest
-	last := min(first+f.SpansPerRequest, f.N)
+	last := min(first+f.SpansPerRequest, f.Spans())
 	if first >= last {
 		return nil, fmt.Errorf("request %d out of range", i)
 	}
@@ -315,7 +330,8 @@ func (f *SeriesFixture) Request(i int) ([]byte, error) {
 	td := ptrace.NewTraces()
 	byService := make([]ptrace.SpanSlice, len(f.svcs))
 	have := make([]bool, len(f.svcs))
-	for g := first; g < last; g++ {
+	for k := first; k < last; k++ {
+		g := k % f.N
 		si := g % len(f.svcs)
 		if !have[si] {
 			byService[si] = fillResource(td.ResourceSpans().AppendEmpty(), f.svcs[si])

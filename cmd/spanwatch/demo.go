@@ -17,7 +17,6 @@ import (
 	"github.com/spanwatch/spanwatch/internal/config"
 	"github.com/spanwatch/spanwatch/internal/gate"
 	"github.com/spanwatch/spanwatch/internal/loadgen"
-	"github.com/spanwatch/spanwatch/internal/spanmetrics"
 )
 
 const demoHelp = `Try spanwatch in one command: serve, traffic, a canary that gets slower, and the gate's verdict.
@@ -79,9 +78,6 @@ func (c *demoCmd) run(ctx context.Context, stdout, stderr io.Writer) (err error)
 	opts := app.DefaultOptions()
 	opts.Config = config.Default()
 	opts.Config.SpanMetrics.MetricsFlushInterval = time.Duration(c.flush)
-	// Native histograms beside the classic buckets: the gate's latencies
-	// are then precise to a few percent.
-	opts.Config.SpanMetrics.Histogram.Exponential = &spanmetrics.ExponentialConfig{}
 	opts.Storage.Path = dir
 	opts.WebAddress, opts.MetricsAddress = c.webAddr, c.metricsAddr
 	opts.Ingest.GRPCAddress, opts.Ingest.HTTPAddress = c.grpcAddr, ""

@@ -67,13 +67,13 @@ func runGate(t *testing.T, args ...string) (int, string, string) {
 }
 
 func TestGateEndToEnd(t *testing.T) {
-	native := config.Default()
-	native.SpanMetrics.Histogram.Exponential = &spanmetrics.ExponentialConfig{}
+	classic := config.Default()
+	classic.SpanMetrics.Histogram.Exponential.Enabled = false
 	legacy := config.Default()
 	legacy.Exposition = spanmetrics.NamingConfig{Naming: spanmetrics.NamingLegacy, Namespace: "jaeger_spm"}
 	seconds := config.Default()
 	seconds.SpanMetrics.Histogram.Unit = spanmetrics.UnitSeconds
-	for name, cfg := range map[string]*config.File{"classic": config.Default(), "native": native, "legacy": legacy, "seconds": seconds} {
+	for name, cfg := range map[string]*config.File{"classic": classic, "native": config.Default(), "legacy": legacy, "seconds": seconds} {
 		t.Run(name, func(t *testing.T) {
 			slow := gateSim(t, cfg, 2)
 			url := "--url=http://" + slow.App.WebAddr().String()
@@ -172,11 +172,12 @@ func TestGateAgainstScrapingPrometheus(t *testing.T) {
 		prom    *testutil.Prometheus
 		exp     *otlptrace.Exporter
 	}
+	// With the default config (native histograms on), a Prometheus without
+	// the native-histograms feature stores the classic buckets only.
 	classic := config.Default()
 	legacy := config.Default()
 	legacy.Exposition = spanmetrics.NamingConfig{Naming: spanmetrics.NamingLegacy, Namespace: "jaeger_spm"}
 	native := config.Default()
-	native.SpanMetrics.Histogram.Exponential = &spanmetrics.ExponentialConfig{}
 	setups := map[string]*setup{
 		"otel classic": {cfg: classic, latency: "latencies from classic buckets"},
 		"legacy":       {cfg: legacy, latency: "latencies from classic buckets"},
@@ -379,9 +380,8 @@ func TestGateInterruptedIsInconclusive(t *testing.T) {
 // count (the windows hold different traffic), in the CLI and the compare
 // API alike, unless the thresholds are set on the command line.
 func TestGateOffsetModeWiderThresholds(t *testing.T) {
-	cfg := config.Default()
-	cfg.SpanMetrics.Histogram.Exponential = &spanmetrics.ExponentialConfig{} // precise enough to size +15 %
-	s := oneVersionSim(t, cfg, 7, 1.15)
+	// The default native histograms are precise enough to size +15 %.
+	s := oneVersionSim(t, config.Default(), 7, 1.15)
 	url := "--url=http://" + s.App.WebAddr().String()
 	args := []string{url, "--service=checkout", "--baseline-offset=5m", "--window=4m", "--max-wait=0s"}
 	code, out, errOut := runGate(t, append(args, "--min-ratio-p50=1.1", "--min-ratio-p95=1.1")...)

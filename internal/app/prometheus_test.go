@@ -3,14 +3,18 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
 	"net/http"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/trace"
 
@@ -20,16 +24,17 @@ import (
 	"github.com/spanwatch/spanwatch/internal/testutil/spantest"
 )
 
-// TestRealPrometheusScrape has a real Prometheus scrape two spanwatch
-// instances, one with classic buckets only and one with native histograms,
-// and checks the values it stored.
+// TestRealPrometheusScrape has a real Prometheus with native histograms
+// enabled scrape two spanwatch instances, one with classic buckets only and
+// one with the default config (native histograms beside the classic
+// buckets), and checks the values it stored.
 func TestRealPrometheusScrape(t *testing.T) {
 	testutil.Binary(t, "prometheus")
 	classicCfg := config.Default()
 	classicCfg.SpanMetrics.MetricsFlushInterval = 200 * time.Millisecond
+	classicCfg.SpanMetrics.Histogram.Exponential.Enabled = false
 	nativeCfg := config.Default()
 	nativeCfg.SpanMetrics.MetricsFlushInterval = 200 * time.Millisecond
-	nativeCfg.SpanMetrics.Histogram.Exponential = &spanmetrics.ExponentialConfig{}
 	classic, native := startApp(t, classicCfg), startApp(t, nativeCfg)
 
 	// 1000 spans of 1…100 ms, ten of each.
@@ -70,6 +75,95 @@ scrape_configs:
 	p50 := testutil.Eventually(t, prom.URL, `histogram_quantile(0.5, sum(traces_span_metrics_duration_milliseconds{exported_job="native"}))`, wait,
 		func(v float64) bool { return !math.IsNaN(v) })
 	require.InEpsilon(t, 50, p50, 0.1, "native P50 within a bucket width (schema 3: 9 %%)")
+	// Such a Prometheus keeps only the native histogram of a histogram that
+	// has both, unless its scrape config says otherwise
+	// (scrape_classic_histograms in 2.45+, always_scrape_classic_histograms
+	// in 3.x): the native instance's classic series are not stored.
+	testutil.Eventually(t, prom.URL, `absent(traces_span_metrics_duration_milliseconds_bucket{exported_job="native"})`, wait, eq(1))
+	testutil.Eventually(t, prom.URL, `absent(traces_span_metrics_duration_milliseconds_count{exported_job="native"})`, wait, eq(1))
+}
+
+// TestRealPrometheusScrapeWithoutNativeFeature has a real Prometheus 2.x
+// started without --enable-feature=native-histograms scrape spanwatch with
+// the default config (native histograms on): it negotiates a text format,
+// gets the classic series only, stores every sample it scraped and reports
+// no scrape problem.
+func TestRealPrometheusScrapeWithoutNativeFeature(t *testing.T) {
+	testutil.Binary(t, "prometheus")
+	cfg := config.Default()
+	require.True(t, cfg.SpanMetrics.Histogram.Exponential.Enabled, "native histograms are on by default")
+	cfg.SpanMetrics.MetricsFlushInterval = 200 * time.Millisecond
+	a := startApp(t, cfg)
+	// 1000 spans of 1…100 ms, ten of each.
+	var stubs []spantest.Stub
+	for i := range 1000 {
+		stubs = append(stubs, spantest.Stub{Service: "svc", Name: "GET /items", Kind: trace.SpanKindServer, Dur: time.Duration(i%100+1) * time.Millisecond})
+	}
+	require.NoError(t, exporters(t, a)["grpc+gzip"].ExportSpans(context.Background(), spantest.Spans(stubs...)))
+
+	prom := testutil.StartPrometheus(t, fmt.Sprintf(`
+global:
+  scrape_interval: 500ms
+scrape_configs:
+  - job_name: spanwatch
+    static_configs:
+      - targets: [%q]
+`, a.MetricsAddr().String()))
+
+	eq := func(want float64) func(float64) bool { return func(v float64) bool { return v == want } }
+	const wait = 30 * time.Second
+	testutil.Eventually(t, prom.URL, `sum(traces_span_metrics_calls_total)`, wait, eq(1000))
+	// The classic buckets, as the connector's queries read them. Text
+	// formats write le="10.0" (OpenMetrics) or le="10" (0.0.4).
+	testutil.Eventually(t, prom.URL, `sum(traces_span_metrics_duration_milliseconds_bucket{le=~"10(\\.0)?"})`, wait, eq(100))
+	testutil.Eventually(t, prom.URL, `sum(traces_span_metrics_duration_milliseconds_bucket{le=~"50(\\.0)?"})`, wait, eq(500))
+	testutil.Eventually(t, prom.URL, `sum(traces_span_metrics_duration_milliseconds_bucket{le="+Inf"})`, wait, eq(1000))
+	testutil.Eventually(t, prom.URL, `count(traces_span_metrics_duration_milliseconds_bucket)`, wait, eq(17))
+	testutil.Eventually(t, prom.URL, `sum(traces_span_metrics_duration_milliseconds_count)`, wait, eq(1000))
+	testutil.Eventually(t, prom.URL, `sum(traces_span_metrics_duration_milliseconds_sum)`, wait, eq(50500))
+	testutil.Eventually(t, prom.URL, `histogram_quantile(0.5, sum by (le) (traces_span_metrics_duration_milliseconds_bucket))`, wait, eq(50))
+	// No native histogram reached this Prometheus.
+	testutil.Eventually(t, prom.URL, `absent(traces_span_metrics_duration_milliseconds)`, wait, eq(1))
+
+	// Every scrape succeeded and every sample scraped was stored: calls,
+	// 17 buckets, _sum and _count.
+	testutil.Eventually(t, prom.URL, `min_over_time(up{job="spanwatch"}[1m])`, wait, eq(1))
+	testutil.Eventually(t, prom.URL, `max_over_time(scrape_samples_scraped{job="spanwatch"}[1m])`, wait, eq(20))
+	testutil.Eventually(t, prom.URL, `min_over_time(scrape_samples_post_metric_relabeling{job="spanwatch"}[1m])`, wait, eq(20))
+	testutil.Eventually(t, prom.URL, `count({job="spanwatch",__name__!~"up|scrape_.+"})`, wait, eq(20))
+	resp, err := http.Get(prom.URL + "/api/v1/targets")
+	require.NoError(t, err)
+	var targets struct {
+		Data struct {
+			ActiveTargets []struct {
+				Health    string `json:"health"`
+				LastError string `json:"lastError"`
+			} `json:"activeTargets"`
+		} `json:"data"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&targets))
+	resp.Body.Close()
+	require.Len(t, targets.Data.ActiveTargets, 1)
+	require.Equal(t, "up", targets.Data.ActiveTargets[0].Health)
+	require.Empty(t, targets.Data.ActiveTargets[0].LastError)
+	// Prometheus's own counters of samples it refused while scraping.
+	resp, err = http.Get(prom.URL + "/metrics")
+	require.NoError(t, err)
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	checked := 0
+	for name, f := range fams {
+		if !strings.HasPrefix(name, "prometheus_target_scrapes_") || name == "prometheus_target_scrapes_cache_flush_forced_total" {
+			continue
+		}
+		checked++
+		for _, m := range f.GetMetric() {
+			require.Zero(t, m.GetCounter().GetValue(), name)
+		}
+	}
+	require.GreaterOrEqual(t, checked, 5, "sample limit, out of order, out of bounds, duplicate timestamp, …")
 }
 
 // TestPromtoolCheckMetrics lints the exposition with promtool. The only

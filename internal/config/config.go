@@ -130,7 +130,6 @@ func Parse(data []byte, filename string) (*File, error) {
 	if len(t.errs) > 0 {
 		return nil, t.err()
 	}
-	prefill(root, f)
 	t.check(root, reflect.TypeFor[File](), "")
 	if len(t.errs) > 0 {
 		return nil, t.err()
@@ -182,20 +181,6 @@ func sectionError(key string, err error) *Error {
 		p += "." + fe.Path
 	}
 	return &Error{Path: p, Err: fe.Err}
-}
-
-// prefill gives optional sub-sections that the file mentions their defaults
-// before the file is applied: `exponential: {max_size: 320}` keeps the
-// default schema, and a bare `exponential:` turns native histograms on with
-// the defaults, as an empty block enables a component in the Collector.
-func prefill(root *yaml.Node, f *File) {
-	if n := lookupNode(root, "spanmetrics", "histogram", "exponential"); n != nil {
-		e := spanmetrics.DefaultExponentialConfig()
-		f.SpanMetrics.Histogram.Exponential = &e
-		if isNull(n) {
-			mappingNode(n)
-		}
-	}
 }
 
 // unjoin returns the errors joined in err (or err itself).

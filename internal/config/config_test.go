@@ -117,19 +117,56 @@ exposition:
 			},
 		},
 		{
-			name: "bare exponential turns native histograms on with defaults",
+			name: "bare exponential keeps native histograms on with defaults",
 			in:   "spanmetrics:\n  histogram:\n    exponential:\n",
-			want: func(f *File) {
-				e := spanmetrics.DefaultExponentialConfig()
-				f.SpanMetrics.Histogram.Exponential = &e
-			},
+		},
+		{
+			name: "empty exponential keeps native histograms on with defaults",
+			in:   "spanmetrics:\n  histogram:\n    exponential: {}\n",
 		},
 		{
 			name: "exponential keeps the defaults it does not set",
 			in:   "spanmetrics:\n  histogram:\n    exponential: {max_size: 320}\n",
 			want: func(f *File) {
-				f.SpanMetrics.Histogram.Exponential = &spanmetrics.ExponentialConfig{MaxSize: 320, Schema: ptr(3)}
+				f.SpanMetrics.Histogram.Exponential = spanmetrics.ExponentialConfig{Enabled: true, MaxSize: 320, Schema: ptr(3)}
 			},
+		},
+		{
+			name: "explicit buckets alone keep native histograms on",
+			in:   "spanmetrics:\n  histogram:\n    explicit:\n      buckets: [2ms, 10s]\n",
+			want: func(f *File) {
+				f.SpanMetrics.Histogram.Explicit.Buckets = []time.Duration{2 * ms, 10 * time.Second}
+			},
+		},
+		{
+			name: "exponential enabled false turns native histograms off",
+			in:   "spanmetrics:\n  histogram:\n    exponential: {enabled: false}\n",
+			want: func(f *File) { f.SpanMetrics.Histogram.Exponential.Enabled = false },
+		},
+		{
+			name: "exponential enabled from the environment",
+			in:   "spanmetrics:\n  histogram:\n    exponential:\n      enabled: ${NATIVE}\n",
+			env:  map[string]string{"NATIVE": "false"},
+			want: func(f *File) { f.SpanMetrics.Histogram.Exponential.Enabled = false },
+		},
+		{
+			name: "exponential enabled of the wrong type",
+			in:   "spanmetrics:\n  histogram:\n    exponential:\n      enabled: no-thanks\n",
+			wantErr: []string{
+				`config.yaml:4: spanmetrics.histogram.exponential.enabled: cannot parse "no-thanks" as true or false`,
+			},
+		},
+		{
+			name: "exponential max_size out of range, even when disabled",
+			in:   "spanmetrics:\n  histogram:\n    exponential:\n      enabled: false\n      max_size: 2\n",
+			wantErr: []string{
+				`config.yaml:5: spanmetrics.histogram.exponential.max_size: max_size must be between 4 and 10000, got 2`,
+			},
+		},
+		{
+			name:    "unknown key in exponential",
+			in:      "spanmetrics:\n  histogram:\n    exponential:\n      enable: false\n",
+			wantErr: []string{`config.yaml:4: spanmetrics.histogram.exponential.enable: unknown key (did you mean "enabled"?)`},
 		},
 		{
 			name: "anchors and merge keys",
@@ -505,7 +542,7 @@ func TestLoadFull(t *testing.T) {
 				Disable:     true,
 				Unit:        spanmetrics.UnitSeconds,
 				Explicit:    spanmetrics.ExplicitConfig{Buckets: []time.Duration{5 * ms, 50 * ms, 500 * ms, 5 * time.Second}},
-				Exponential: &spanmetrics.ExponentialConfig{MaxSize: 320, Schema: ptr(5)},
+				Exponential: spanmetrics.ExponentialConfig{Enabled: false, MaxSize: 320, Schema: ptr(5)},
 			},
 			Dimensions: []spanmetrics.Dimension{
 				{Name: "http.method", Default: ptr("GET")},

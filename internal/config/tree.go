@@ -21,7 +21,6 @@ const (
 	strTag   = "!!str"
 	intTag   = "!!int"
 	floatTag = "!!float"
-	mapTag   = "!!map"
 	mergeTag = "!!merge"
 )
 
@@ -216,29 +215,6 @@ func nullable(typ reflect.Type) bool {
 
 func isNull(n *yaml.Node) bool {
 	return n.Kind == yaml.ScalarNode && n.ShortTag() == nullTag
-}
-
-// lookupNode follows keys down from the mapping n; nil when absent.
-func lookupNode(n *yaml.Node, keys ...string) *yaml.Node {
-	for _, key := range keys {
-		if n.Kind == yaml.AliasNode && n.Alias != nil {
-			n = n.Alias
-		}
-		if n.Kind != yaml.MappingNode {
-			return nil
-		}
-		var next *yaml.Node
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == key {
-				next = n.Content[i+1]
-			}
-		}
-		if next == nil {
-			return nil
-		}
-		n = next
-	}
-	return n
 }
 
 var (
@@ -500,9 +476,4 @@ func fieldsOf(typ reflect.Type) fields {
 	}
 	walk(typ)
 	return fs
-}
-
-// mappingNode makes n an empty mapping in place.
-func mappingNode(n *yaml.Node) {
-	*n = yaml.Node{Kind: yaml.MappingNode, Tag: mapTag, Style: yaml.FlowStyle, Line: n.Line, Column: n.Column}
 }

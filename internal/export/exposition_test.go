@@ -21,9 +21,7 @@ import (
 func snapshotWith(t *testing.T, native bool, durs ...time.Duration) (*spanmetrics.Aggregator, *spanmetrics.Snapshot) {
 	t.Helper()
 	cfg := spanmetrics.DefaultConfig()
-	if native {
-		cfg.Histogram.Exponential = &spanmetrics.ExponentialConfig{}
-	}
+	cfg.Histogram.Exponential.Enabled = native
 	a, err := spanmetrics.New(cfg, spanmetrics.Options{})
 	require.NoError(t, err)
 	td := ptrace.NewTraces()

@@ -21,8 +21,8 @@ const (
 	DefaultRemoteWriteMinBackoff        = 30 * time.Millisecond
 	DefaultRemoteWriteMaxBackoff        = 5 * time.Second
 	// DefaultRemoteWriteSendNativeHistograms differs from Prometheus's
-	// default (false): spanwatch keeps native histograms only when
-	// spanmetrics.histogram.exponential asks for them.
+	// default (false): the native histograms are what makes spanwatch's
+	// quantiles precise, in a remote store as in the embedded one.
 	DefaultRemoteWriteSendNativeHistograms = true
 )
 
@@ -52,15 +52,15 @@ type RemoteWriteConfig struct {
 	// MaxSamplesPerSend is the largest number of samples (floats and native
 	// histograms) in one request (default 2000).
 	MaxSamplesPerSend int `yaml:"max_samples_per_send"`
-	// SendNativeHistograms says whether native histograms (kept when
-	// spanmetrics.histogram.exponential is set) are sent to the endpoint,
-	// as Prometheus's remote_write send_native_histograms does. When false
-	// the endpoint gets the classic series only (buckets, _sum, _count,
-	// calls, target_info): no native histogram samples and no native
-	// staleness markers. nil means true, unlike Prometheus (false): spanwatch
-	// keeps native histograms only when told to, so sending them is the
-	// natural default. Set it to false for a store that refuses them, such
-	// as Prometheus 2.x without --enable-feature=native-histograms.
+	// SendNativeHistograms says whether native histograms (kept unless
+	// spanmetrics.histogram.exponential.enabled is false) are sent to the
+	// endpoint, as Prometheus's remote_write send_native_histograms does.
+	// When false the endpoint gets the classic series only (buckets, _sum,
+	// _count, calls, target_info): no native histogram samples and no
+	// native staleness markers. nil means true, unlike Prometheus (false).
+	// Set it to false for a store that refuses them, such as Prometheus 2.x
+	// without --enable-feature=native-histograms: it answers 500 to every
+	// request holding one, so with true it receives nothing at all.
 	SendNativeHistograms *bool `yaml:"send_native_histograms"`
 	// MinBackoff is the first wait after a recoverable error (5xx, 429,
 	// network error); each further retry doubles it, up to MaxBackoff, with

@@ -36,7 +36,6 @@ func TestRemoteWriteRealPrometheus(t *testing.T) {
 	}
 	newReplica := func(name string, expiry time.Duration) replica {
 		cfg := spanmetrics.DefaultConfig()
-		cfg.Histogram.Exponential = &spanmetrics.ExponentialConfig{}
 		cfg.SeriesExpiration = expiry
 		agg, err := spanmetrics.New(cfg, spanmetrics.Options{Now: clk.now})
 		require.NoError(t, err)
@@ -130,21 +129,20 @@ func TestRemoteWriteRealPrometheus(t *testing.T) {
 	}
 }
 
-// TestRemoteWriteRealPrometheusWithoutNativeHistograms writes native-enabled
-// span metrics to a real Prometheus 2.x started without
-// --enable-feature=native-histograms. Such a Prometheus answers 500 to
-// every request that holds a native histogram: a destination with the
-// default send_native_histograms gets nowhere, one with
-// send_native_histograms: false gets the classic series.
+// TestRemoteWriteRealPrometheusWithoutNativeHistograms writes span metrics
+// with the default config (native histograms on) to a real Prometheus 2.x
+// started without --enable-feature=native-histograms. Such a Prometheus
+// answers 500 to every request that holds a native histogram: a destination
+// with the default send_native_histograms gets nothing stored, classic
+// series included, one with send_native_histograms: false gets the classic
+// series.
 func TestRemoteWriteRealPrometheusWithoutNativeHistograms(t *testing.T) {
 	testutil.Binary(t, "prometheus")
 	prom := testutil.StartPrometheus(t, "global:\n  scrape_interval: 1m\n", "--web.enable-remote-write-receiver")
 
 	clk := &rwClock{}
 	clk.set(time.Now())
-	cfg := spanmetrics.DefaultConfig()
-	cfg.Histogram.Exponential = &spanmetrics.ExponentialConfig{}
-	agg, err := spanmetrics.New(cfg, spanmetrics.Options{Now: clk.now})
+	agg, err := spanmetrics.New(spanmetrics.DefaultConfig(), spanmetrics.Options{Now: clk.now})
 	require.NoError(t, err)
 	newWriter := func(name string, sendNative *bool) *RemoteWriter {
 		w, err := NewRemoteWriter(RemoteWriteConfig{

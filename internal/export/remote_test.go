@@ -6,6 +6,7 @@ import (
 	"io"
 	"maps"
 	"math"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -137,7 +138,6 @@ func (c *rwClock) add(d time.Duration) time.Time { c.ns.Add(int64(d)); return c.
 func rwAggregator(t *testing.T, clk *rwClock, mutate func(*spanmetrics.Config)) *spanmetrics.Aggregator {
 	t.Helper()
 	cfg := spanmetrics.DefaultConfig()
-	cfg.Histogram.Exponential = &spanmetrics.ExponentialConfig{}
 	if mutate != nil {
 		mutate(&cfg)
 	}
@@ -842,52 +842,72 @@ func TestRemoteWriteJitter(t *testing.T) {
 
 // BenchmarkRemoteWriteEncode measures turning a snapshot into compressed
 // requests (the sender's CPU per flush, without the network), with native
-// histograms off, on, and on but not sent (send_native_histograms: false).
+// histograms off, on (the default), and on but not sent
+// (send_native_histograms: false). Each series has one span (its native
+// histogram holds one bucket) or 200 spans spread log-normally (σ 0.6
+// around a median of 2…200 ms, some 36 buckets, what a busy series holds).
+//
+//	bytes/sample  compressed request bytes per sample sent (a native
+//	              histogram is one sample)
+//	bytes/series  compressed request bytes per span-metric series: what one
+//	              series costs on the wire per flush
+//	samples/op    samples per snapshot
 func BenchmarkRemoteWriteEncode(b *testing.B) {
 	for _, nseries := range []int{1000, 10000} {
-		for _, c := range []struct{ native, send bool }{{false, true}, {true, true}, {true, false}} {
-			native := c.native
-			name := fmt.Sprintf("series=%d/native=%t", nseries, native)
-			if !c.send {
-				name += "/send_native=false"
+		for _, spans := range []int{1, 200} {
+			for _, c := range []struct{ native, send bool }{{false, true}, {true, true}, {true, false}} {
+				name := fmt.Sprintf("series=%d/spans=%d/native=%t", nseries, spans, c.native)
+				if !c.send {
+					name += "/send_native=false"
+				}
+				b.Run(name, func(b *testing.B) {
+					benchRemoteWriteEncode(b, nseries, spans, c.native, c.send)
+				})
 			}
-			b.Run(name, func(b *testing.B) {
-				cfg := spanmetrics.DefaultConfig()
-				if native {
-					cfg.Histogram.Exponential = &spanmetrics.ExponentialConfig{}
-				}
-				a, err := spanmetrics.New(cfg, spanmetrics.Options{})
-				require.NoError(b, err)
-				td := ptrace.NewTraces()
-				rs := td.ResourceSpans().AppendEmpty()
-				rs.Resource().Attributes().PutStr("service.name", "svc")
-				ss := rs.ScopeSpans().AppendEmpty()
-				start := time.Now()
-				for i := range nseries {
-					sp := ss.Spans().AppendEmpty()
-					sp.SetName(fmt.Sprintf("GET /items/%d", i))
-					sp.SetKind(ptrace.SpanKindServer)
-					sp.SetStartTimestamp(pcommon.NewTimestampFromTime(start))
-					sp.SetEndTimestamp(pcommon.NewTimestampFromTime(start.Add(time.Duration(i%100+1) * time.Millisecond)))
-				}
-				_, err = a.ConsumeTraces(td)
-				require.NoError(b, err)
-				a.Snapshot(time.Now()) // past the zero-first snapshot
-				snap := a.Snapshot(time.Now())
-				enc := newRWEncoder(map[string]string{"replica": "r1"}, DefaultRemoteWriteMaxSamplesPerSend, c.send)
-				var bytes, samples int
-				send := func(data []byte, n int) error { bytes += len(data); samples += n; return nil }
-				b.ReportAllocs()
-				b.ResetTimer()
-				for b.Loop() {
-					require.NoError(b, enc.encode(snap, send))
-				}
-				b.ReportMetric(float64(samples)/float64(b.N), "samples/op")
-				b.ReportMetric(float64(bytes)/float64(samples), "bytes/sample")
-				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(samples), "ns/sample")
-			})
 		}
 	}
+}
+
+func benchRemoteWriteEncode(b *testing.B, nseries, spans int, native, send bool) {
+	cfg := spanmetrics.DefaultConfig()
+	cfg.Histogram.Exponential.Enabled = native
+	a, err := spanmetrics.New(cfg, spanmetrics.Options{})
+	require.NoError(b, err)
+	r := rand.New(rand.NewPCG(1, uint64(nseries)))
+	start := time.Now()
+	for range spans {
+		td := ptrace.NewTraces()
+		rs := td.ResourceSpans().AppendEmpty()
+		rs.Resource().Attributes().PutStr("service.name", "svc")
+		ss := rs.ScopeSpans().AppendEmpty()
+		for i := range nseries {
+			d := time.Duration(i%100+1) * time.Millisecond
+			if spans > 1 {
+				d = time.Duration(float64(2*(i%100+1)) * float64(time.Millisecond) * math.Exp(0.6*r.NormFloat64()))
+			}
+			sp := ss.Spans().AppendEmpty()
+			sp.SetName(fmt.Sprintf("GET /items/%d", i))
+			sp.SetKind(ptrace.SpanKindServer)
+			sp.SetStartTimestamp(pcommon.NewTimestampFromTime(start))
+			sp.SetEndTimestamp(pcommon.NewTimestampFromTime(start.Add(d)))
+		}
+		_, err = a.ConsumeTraces(td)
+		require.NoError(b, err)
+	}
+	a.Snapshot(time.Now()) // past the zero-first snapshot
+	snap := a.Snapshot(time.Now())
+	enc := newRWEncoder(map[string]string{"replica": "r1"}, DefaultRemoteWriteMaxSamplesPerSend, send)
+	var bytes, samples int
+	sendFn := func(data []byte, n int) error { bytes += len(data); samples += n; return nil }
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		require.NoError(b, enc.encode(snap, sendFn))
+	}
+	b.ReportMetric(float64(samples)/float64(b.N), "samples/op")
+	b.ReportMetric(float64(bytes)/float64(samples), "bytes/sample")
+	b.ReportMetric(float64(bytes)/float64(b.N)/float64(len(snap.Series)), "bytes/series")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(samples), "ns/sample")
 }
 
 // TestRemoteWriteLabelsMatchSampleLabels checks the encoder's per-series
@@ -897,7 +917,6 @@ func BenchmarkRemoteWriteEncode(b *testing.B) {
 // collide with series labels.
 func TestRemoteWriteLabelsMatchSampleLabels(t *testing.T) {
 	cfg := spanmetrics.DefaultConfig()
-	cfg.Histogram.Exponential = &spanmetrics.ExponentialConfig{}
 	cfg.Dimensions = []spanmetrics.Dimension{{Name: "Zone"}, {Name: "http.method"}}
 	cfg.AggregationCardinalityLimit = 2
 	a, err := spanmetrics.New(cfg, spanmetrics.Options{Naming: spanmetrics.NamingConfig{ConstLabels: map[string]string{"cluster": "c1"}}})

@@ -56,6 +56,9 @@ type Aggregator struct {
 
 	shards  [numShards]shard
 	nseries atomic.Int64
+	// nativeBuckets is the number of native-histogram buckets in the last
+	// snapshot, to size the next one's slab.
+	nativeBuckets atomic.Int64
 
 	overflowMu sync.Mutex
 	overflow   atomic.Pointer[series]
@@ -160,7 +163,8 @@ func New(cfg Config, opts Options) (*Aggregator, error) {
 		a.bounds = append(a.bounds, uint64(b))
 		a.fbounds = append(a.fbounds, float64(b)/a.unitNs)
 	}
-	if e := cfg.Histogram.Exponential; e != nil {
+	// Without a duration histogram there is nothing to keep a native one for.
+	if e := cfg.Histogram.Exponential; e.Enabled && !cfg.Histogram.Disable {
 		n := DefaultExponentialConfig()
 		if e.MaxSize > 0 {
 			n.MaxSize = e.MaxSize

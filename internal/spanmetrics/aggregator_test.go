@@ -3,6 +3,7 @@ package spanmetrics
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
@@ -221,6 +222,53 @@ func TestExpiryShorterThanFlushKeepsSpans(t *testing.T) {
 	require.Len(t, s.Gone, 1)
 }
 
+// TestNativeHistogramByDefault: every duration series keeps a native
+// histogram beside its classic buckets unless exponential.enabled is false
+// or the histogram is disabled.
+func TestNativeHistogramByDefault(t *testing.T) {
+	for name, c := range map[string]struct {
+		mutate func(*Config)
+		native bool
+	}{
+		"default":             {mutate: func(*Config) {}, native: true},
+		"only enabled set":    {mutate: func(c *Config) { c.Histogram.Exponential = ExponentialConfig{Enabled: true} }, native: true},
+		"exponential off":     {mutate: func(c *Config) { c.Histogram.Exponential.Enabled = false }},
+		"histogram disabled":  {mutate: func(c *Config) { c.Histogram.Disable = true }},
+		"zero value disabled": {mutate: func(c *Config) { c.Histogram.Exponential = ExponentialConfig{} }},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.SeriesExpiration = time.Minute
+			c.mutate(&cfg)
+			now := t0
+			a, err := New(cfg, Options{Now: func() time.Time { return now }})
+			require.NoError(t, err)
+			_, err = a.ConsumeProto(marshal(t, makeTraces(
+				spanSpec{service: "s", name: "a", dur: 3 * time.Millisecond},
+				spanSpec{service: "s", name: "a", dur: 300 * time.Millisecond})))
+			require.NoError(t, err)
+			s := a.Snapshot(now)
+			require.Len(t, s.Series, 1)
+			ss := s.Series[0]
+			require.Equal(t, []uint64{0, 1, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0}, ss.Buckets, "classic buckets either way")
+			if !c.native {
+				require.Nil(t, ss.Native)
+			} else {
+				require.NotNil(t, ss.Native)
+				require.Equal(t, int32(3), ss.Native.Schema)
+				var n uint64
+				for _, k := range ss.Native.Counts {
+					n += k
+				}
+				require.Equal(t, uint64(2), n+ss.Native.ZeroCount)
+			}
+			now = now.Add(2 * time.Minute)
+			s = a.Snapshot(now)
+			require.Equal(t, []GoneSeries{{Key: ss.Key, Native: c.native}}, s.Gone)
+		})
+	}
+}
+
 func TestRejectedRequestCountsNothing(t *testing.T) {
 	a := newTestAgg(t, DefaultConfig(), NamingConfig{})
 	good := marshal(t, makeTraces(spanSpec{service: "s", name: "a"}, spanSpec{service: "s", name: "b"}))
@@ -235,9 +283,7 @@ func TestRejectedRequestCountsNothing(t *testing.T) {
 // snapshots are taken; the snapshot after the last acknowledgement holds
 // every span.
 func TestAcknowledgedMeansCounted(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Histogram.Exponential = &ExponentialConfig{}
-	a := newTestAgg(t, cfg, NamingConfig{})
+	a := newTestAgg(t, DefaultConfig(), NamingConfig{})
 	var reqs [][]byte
 	for i := range 8 {
 		var specs []spanSpec
@@ -333,17 +379,18 @@ func TestNativeDownscale(t *testing.T) {
 	h.observe(0, 40)
 	require.LessOrEqual(t, len(h.counts), 40)
 	require.Less(t, h.schema, int32(3))
+	counts := h.appendCounts(nil)
 	var n uint64
-	for _, c := range h.counts {
+	for _, c := range counts {
 		n += c
 	}
 	require.Equal(t, uint64(len(vals)), n)
 	require.Equal(t, uint64(1), h.zero)
 	for _, v := range vals {
 		i := nativeIndex(v, h.schema)
-		require.NotZero(t, h.counts[i-h.offset], "value %g", v)
+		require.NotZero(t, counts[i-h.offset], "value %g", v)
 	}
-	nh := NativeHistogram{Schema: h.schema, Offset: h.offset, Counts: h.counts}
+	nh := NativeHistogram{Schema: h.schema, Offset: h.offset, Counts: counts}
 	offs, lens, deltas := nh.Spans()
 	var total int
 	for _, l := range lens {
@@ -357,6 +404,67 @@ func TestNativeDownscale(t *testing.T) {
 		sum += cur
 	}
 	require.Equal(t, int64(len(vals)), sum)
+}
+
+// TestNativeMatchesRecount: after observations that grow the window both
+// ways and downscale it, every bucket holds what counting the values again
+// at the final schema gives.
+func TestNativeMatchesRecount(t *testing.T) {
+	for _, maxSize := range []int{8, 20, 160} {
+		r := rand.New(rand.NewPCG(3, uint64(maxSize)))
+		h := newNativeHist(3)
+		var vals []float64
+		for range 5000 {
+			v := 20 * math.Exp(1.5*r.NormFloat64())
+			vals = append(vals, v)
+			h.observe(v, maxSize)
+		}
+		require.LessOrEqual(t, len(h.counts), maxSize)
+		want := map[int32]uint64{}
+		for _, v := range vals {
+			want[nativeIndex(v, h.schema)]++
+		}
+		got := map[int32]uint64{}
+		for k, c := range h.appendCounts(nil) {
+			if c != 0 {
+				got[h.offset+int32(k)] = c
+			}
+		}
+		require.Equal(t, want, got, "max_size %d, schema %d", maxSize, h.schema)
+	}
+}
+
+// TestNativeCountsCarry: a bucket count past 2^32-1 carries into the high
+// word, which survives the window growing and adds up when buckets merge.
+func TestNativeCountsCarry(t *testing.T) {
+	h := newNativeHist(3)
+	h.observe(1, 160)   // bucket 0: (2^-1/8, 1]
+	h.observe(0.9, 160) // bucket -1
+	b0 := int(nativeIndex(1, 3) - h.offset)
+	h.counts[b0] = math.MaxUint32
+	h.observe(1, 160)
+	require.Equal(t, uint64(1)<<32, h.count(b0), "wrapped into the carry")
+	h.observe(1, 160)
+	h.observe(100, 160)  // grows the window upwards
+	h.observe(0.01, 160) // and downwards: bucket 0 moves
+	b0 = int(nativeIndex(1, 3) - h.offset)
+	require.Equal(t, uint64(1)<<32+1, h.count(b0))
+	counts := h.appendCounts(nil)
+	require.Equal(t, uint64(1)<<32+1, counts[b0])
+	require.Equal(t, uint64(1), counts[nativeIndex(100, 3)-h.offset])
+
+	// At schema 2, buckets -1 and 0 become bucket 0.
+	h.counts[int(nativeIndex(0.9, 3)-h.offset)] = math.MaxUint32
+	h.downscale()
+	require.Equal(t, int32(2), h.schema)
+	b0 = int(nativeIndex(1, 2) - h.offset)
+	require.Equal(t, uint64(math.MaxUint32)+uint64(1)<<32+1, h.count(b0))
+	require.Len(t, h.carry, 1)
+	var total uint64
+	for _, c := range h.appendCounts(nil) {
+		total += c
+	}
+	require.Equal(t, uint64(math.MaxUint32)+uint64(1)<<32+1+2, total, "with the spans of 100 and 0.01")
 }
 
 func BenchmarkConsumeProto(b *testing.B) {
@@ -379,4 +487,23 @@ func BenchmarkConsumeProto(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*1000), "ns/span")
+}
+
+// BenchmarkNativeObserve: one native-histogram observation of a span
+// duration (milliseconds, log-normal around 20 ms), buckets already there.
+func BenchmarkNativeObserve(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 2))
+	vals := make([]float64, 4096)
+	for i := range vals {
+		vals[i] = 20 * math.Exp(0.6*r.NormFloat64())
+	}
+	h := newNativeHist(3)
+	for _, v := range vals {
+		h.observe(v, 160)
+	}
+	i := 0
+	for b.Loop() {
+		h.observe(vals[i%len(vals)], 160)
+		i++
+	}
 }

@@ -104,9 +104,9 @@ type HistogramConfig struct {
 	Unit string `yaml:"unit"`
 	// Explicit holds the classic bucket bounds.
 	Explicit ExplicitConfig `yaml:"explicit"`
-	// Exponential, when set, adds a native (exponential) histogram to every
-	// duration series, beside the classic buckets.
-	Exponential *ExponentialConfig `yaml:"exponential"`
+	// Exponential configures the native (exponential) histogram that every
+	// duration series keeps beside the classic buckets, unless disabled.
+	Exponential ExponentialConfig `yaml:"exponential"`
 }
 
 // ExplicitConfig holds classic histogram bucket bounds.
@@ -117,6 +117,10 @@ type ExplicitConfig struct {
 
 // ExponentialConfig configures native histograms.
 type ExponentialConfig struct {
+	// Enabled keeps a native histogram beside the classic buckets of every
+	// duration series (default true). Both are exposed, stored and
+	// remote-written, so queries over the classic buckets keep working.
+	Enabled bool `yaml:"enabled"`
 	// MaxSize is the largest number of populated buckets per series; past it
 	// the resolution is halved (default 160).
 	MaxSize int `yaml:"max_size"`
@@ -149,8 +153,9 @@ type NamingConfig struct {
 func DefaultConfig() Config {
 	return Config{
 		Histogram: HistogramConfig{
-			Unit:     UnitMilliseconds,
-			Explicit: ExplicitConfig{Buckets: slices.Clone(DefaultBuckets)},
+			Unit:        UnitMilliseconds,
+			Explicit:    ExplicitConfig{Buckets: slices.Clone(DefaultBuckets)},
+			Exponential: DefaultExponentialConfig(),
 		},
 		Namespace:                   "traces.span.metrics",
 		AggregationCardinalityLimit: 100000,
@@ -165,10 +170,11 @@ func DefaultNamingConfig() NamingConfig {
 	return NamingConfig{Naming: NamingOTel}
 }
 
-// DefaultExponentialConfig returns the native-histogram defaults.
+// DefaultExponentialConfig returns the native-histogram defaults: enabled,
+// schema 3, at most 160 buckets.
 func DefaultExponentialConfig() ExponentialConfig {
 	s := 3
-	return ExponentialConfig{MaxSize: 160, Schema: &s}
+	return ExponentialConfig{Enabled: true, MaxSize: 160, Schema: &s}
 }
 
 func fieldErr(path string, format string, args ...any) error {
@@ -199,13 +205,12 @@ func (c *Config) Validate() error {
 	if len(b) > 1000 {
 		return fieldErr("histogram.explicit.buckets", "at most 1000 buckets, got %d", len(b))
 	}
-	if e := c.Histogram.Exponential; e != nil {
-		if e.MaxSize < 0 || (e.MaxSize > 0 && e.MaxSize < 4) || e.MaxSize > 10000 {
-			return fieldErr("histogram.exponential.max_size", "max_size must be between 4 and 10000, got %d", e.MaxSize)
-		}
-		if e.Schema != nil && (*e.Schema < -4 || *e.Schema > 8) {
-			return fieldErr("histogram.exponential.schema", "schema must be between -4 and 8, got %d", *e.Schema)
-		}
+	// Checked even when disabled, so that enabling it later cannot fail.
+	if e := &c.Histogram.Exponential; e.MaxSize < 0 || (e.MaxSize > 0 && e.MaxSize < 4) || e.MaxSize > 10000 {
+		return fieldErr("histogram.exponential.max_size", "max_size must be between 4 and 10000, got %d", e.MaxSize)
+	}
+	if s := c.Histogram.Exponential.Schema; s != nil && (*s < -4 || *s > 8) {
+		return fieldErr("histogram.exponential.schema", "schema must be between -4 and 8, got %d", *s)
 	}
 	seen := map[string]string{}
 	for _, d := range builtinDims {

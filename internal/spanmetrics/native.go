@@ -2,6 +2,7 @@ package spanmetrics
 
 import (
 	"math"
+	"slices"
 	"sort"
 )
 
@@ -43,10 +44,16 @@ func nativeIndex(v float64, schema int32) int32 {
 
 // nativeHist is a native histogram kept as a dense window of bucket counts.
 // It is guarded by its series' mutex.
+//
+// Counts are 32 bits wide, half the memory of 64-bit ones: a series holds
+// one native histogram for as long as it lives, and its buckets are most
+// of its size. A bucket whose count passes 2^32-1 wraps and carries into
+// carry, which is allocated only then.
 type nativeHist struct {
 	schema int32
-	offset int32 // bucket index of counts[0]
-	counts []uint64
+	offset int32    // bucket index of counts[0]
+	counts []uint32 // low 32 bits of the count of buckets offset, offset+1, …
+	carry  map[int32]uint32
 	zero   uint64
 }
 
@@ -58,32 +65,85 @@ func (h *nativeHist) observe(v float64, maxSize int) {
 		return
 	}
 	i := nativeIndex(v, h.schema)
+	k := int(i - h.offset)
+	if k < 0 || k >= len(h.counts) {
+		i = h.fit(v, i, maxSize)
+		k = int(i - h.offset)
+	}
+	h.counts[k]++
+	if h.counts[k] == 0 {
+		if h.carry == nil {
+			h.carry = map[int32]uint32{}
+		}
+		h.carry[i]++
+	}
+}
+
+// fit widens the window to bucket i, v's bucket, halving the resolution
+// while the window would be wider than maxSize buckets, and returns v's
+// bucket at the resulting schema.
+func (h *nativeHist) fit(v float64, i int32, maxSize int) int32 {
 	if len(h.counts) == 0 {
 		h.offset = i
 		h.counts = append(h.counts[:0], 0)
+		return i
 	}
 	for {
-		lo, hi := h.offset, h.offset+int32(len(h.counts))-1
-		lo, hi = min(lo, i), max(hi, i)
+		lo := min(h.offset, i)
+		hi := max(h.offset+int32(len(h.counts))-1, i)
 		if int(hi-lo+1) <= maxSize || h.schema <= -4 {
 			h.grow(lo, hi)
-			break
+			return i
 		}
 		h.downscale()
 		i = nativeIndex(v, h.schema)
 	}
-	h.counts[i-h.offset]++
 }
 
-// grow widens the window to [lo, hi].
+// count returns the count of bucket offset+k.
+func (h *nativeHist) count(k int) uint64 {
+	c := uint64(h.counts[k])
+	if h.carry != nil {
+		c |= uint64(h.carry[h.offset+int32(k)]) << 32
+	}
+	return c
+}
+
+// appendCounts appends the count of every bucket of the window to dst.
+func (h *nativeHist) appendCounts(dst []uint64) []uint64 {
+	if h.carry != nil {
+		for k := range h.counts {
+			dst = append(dst, h.count(k))
+		}
+		return dst
+	}
+	for _, c := range h.counts {
+		dst = append(dst, uint64(c))
+	}
+	return dst
+}
+
+// grow widens the window to [lo, hi], in place when its capacity allows.
+// New windows have the allocator's size class as capacity and no more:
+// a window grows only when a span falls outside it, which gets rare as a
+// series ages, and the extra room would be kept for the series' life.
 func (h *nativeHist) grow(lo, hi int32) {
-	if lo == h.offset && int(hi-lo+1) == len(h.counts) {
+	n := int(hi - lo + 1)
+	if lo == h.offset && n == len(h.counts) {
 		return
 	}
-	n := int(hi - lo + 1)
-	nc := make([]uint64, n, n+n/4)
-	copy(nc[h.offset-lo:], h.counts)
-	h.counts, h.offset = nc, lo
+	old := h.counts
+	var c []uint32
+	if n <= cap(old) {
+		c = old[:n]
+	} else {
+		c = slices.Grow([]uint32(nil), n)[:n]
+	}
+	shift := int(h.offset - lo)
+	copy(c[shift:], old)
+	clear(c[:shift])
+	clear(c[shift+len(old):])
+	h.counts, h.offset = c, lo
 }
 
 // downscale halves the resolution: bucket i at schema s becomes bucket
@@ -95,10 +155,21 @@ func (h *nativeHist) downscale() {
 	}
 	lo := (h.offset + 1) >> 1
 	hi := (h.offset + int32(len(h.counts)) - 1 + 1) >> 1
-	nc := make([]uint64, hi-lo+1)
-	for k, c := range h.counts {
+	sums := make([]uint64, hi-lo+1)
+	for k := range h.counts {
 		i := h.offset + int32(k)
-		nc[((i+1)>>1)-lo] += c
+		sums[((i+1)>>1)-lo] += h.count(k)
+	}
+	nc := slices.Grow([]uint32(nil), len(sums))[:len(sums)]
+	h.carry = nil
+	for k, c := range sums {
+		nc[k] = uint32(c)
+		if c>>32 != 0 {
+			if h.carry == nil {
+				h.carry = map[int32]uint32{}
+			}
+			h.carry[lo+int32(k)] = uint32(c >> 32)
+		}
 	}
 	h.counts, h.offset = nc, lo
 	h.schema--

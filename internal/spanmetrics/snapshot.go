@@ -77,6 +77,16 @@ func (a *Aggregator) Snapshot(now time.Time) *Snapshot {
 		Series:            make([]SeriesSnapshot, 0, n+n/8),
 	}
 	slab := make([]uint64, 0, (n+n/8)*nb)
+	// Native histograms and their counts come from slabs too, sized from
+	// the previous snapshot: one allocation per snapshot instead of two
+	// per series.
+	var natives []NativeHistogram
+	var nslab []uint64
+	if a.native != nil {
+		natives = make([]NativeHistogram, 0, n+n/8)
+		nslab = make([]uint64, 0, a.nativeBuckets.Load()*9/8+64)
+	}
+	var nbuckets int64
 	var cutoff int64
 	if a.expiry > 0 {
 		cutoff = now.UnixNano() - a.expiry
@@ -105,14 +115,25 @@ func (a *Aggregator) Snapshot(now time.Time) *Snapshot {
 			Buckets:  slab[off:len(slab):len(slab)],
 			Sum:      float64(s.sumNs) / a.unitNs,
 		}
-		if s.native != nil {
-			ss.Native = &NativeHistogram{
-				Schema:        s.native.schema,
-				ZeroThreshold: NativeZeroThreshold,
-				ZeroCount:     s.native.zero,
-				Offset:        s.native.offset,
-				Counts:        append([]uint64(nil), s.native.counts...),
+		if h := s.native; h != nil {
+			if len(natives) == cap(natives) {
+				natives = make([]NativeHistogram, 0, 64)
 			}
+			m := len(h.counts)
+			if len(nslab)+m > cap(nslab) {
+				nslab = make([]uint64, 0, max(64*m, 1024))
+			}
+			off := len(nslab)
+			nslab = h.appendCounts(nslab)
+			nbuckets += int64(m)
+			natives = append(natives, NativeHistogram{
+				Schema:        h.schema,
+				ZeroThreshold: NativeZeroThreshold,
+				ZeroCount:     h.zero,
+				Offset:        h.offset,
+				Counts:        nslab[off:len(nslab):len(nslab)],
+			})
+			ss.Native = &natives[len(natives)-1]
 		}
 		s.reported, s.dirty = true, false
 		s.mu.Unlock()
@@ -137,6 +158,9 @@ func (a *Aggregator) Snapshot(now time.Time) *Snapshot {
 	}
 	if o := a.overflow.Load(); o != nil {
 		copySeries(o, true)
+	}
+	if a.native != nil {
+		a.nativeBuckets.Store(nbuckets)
 	}
 	a.tmu.Lock()
 	for _, t := range a.targets {

@@ -20,7 +20,7 @@ import (
 func differentialConfig() Config {
 	c := recipeConfig()
 	c.Dimensions = append(c.Dimensions, Dimension{Name: "a"}, Dimension{Name: "b", Default: strp("dflt")})
-	c.Histogram.Exponential = &ExponentialConfig{MaxSize: 20}
+	c.Histogram.Exponential = ExponentialConfig{Enabled: true, MaxSize: 20}
 	c.AggregationCardinalityLimit = 50
 	return c
 }

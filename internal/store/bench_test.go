@@ -13,7 +13,8 @@
 //
 // BenchmarkFlushAppend/series=N/native=B holds N active span-metric series
 // (100 services × N/100 server operations, default config: 16 classic
-// buckets, so 20 Prometheus series each, 21 with native histograms). Each
+// buckets and a native histogram, so 21 Prometheus series each; 20 with
+// native=false, exponential.enabled: false). Each
 // iteration advances a fake clock by the default flush interval (15 s), takes
 // a snapshot and hands it to Store.ConsumeSnapshot. Only ConsumeSnapshot is
 // timed; a warm-up flush that creates the TSDB series (and their zero-first
@@ -158,6 +159,7 @@ func BenchmarkFlushAppend(b *testing.B) {
 		{series: 10_000},
 		{series: 10_000, native: true},
 		{series: 100_000},
+		{series: 100_000, native: true},
 	} {
 		b.Run(fmt.Sprintf("series=%d/native=%t", c.series, c.native), func(b *testing.B) {
 			benchFlushAppend(b, c.series, c.native)
@@ -187,9 +189,7 @@ func flushBenchRequests(tb testing.TB, n int) [][]byte {
 
 func benchFlushAppend(b *testing.B, n int, native bool) {
 	cfg := spanmetrics.DefaultConfig()
-	if native {
-		cfg.Histogram.Exponential = &spanmetrics.ExponentialConfig{}
-	}
+	cfg.Histogram.Exponential.Enabled = native
 	clock := newBenchClock(time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC))
 	agg, err := spanmetrics.New(cfg, spanmetrics.Options{Now: clock.Now})
 	require.NoError(b, err)

@@ -82,9 +82,7 @@ func (e *env) scalar(expr string) float64 {
 }
 
 func TestSnapshotsAreStoredWithZeroFirst(t *testing.T) {
-	cfg := spanmetrics.DefaultConfig()
-	cfg.Histogram.Exponential = &spanmetrics.ExponentialConfig{}
-	e := newEnv(t, cfg)
+	e := newEnv(t, spanmetrics.DefaultConfig())
 	_, err := e.agg.ConsumeTraces(traces("svc", "op", time.Millisecond, 3*time.Millisecond, 30*time.Millisecond))
 	require.NoError(t, err)
 	e.flush(15 * time.Second)

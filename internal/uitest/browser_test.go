@@ -60,13 +60,12 @@ func demoTraffic(rng *rand.Rand) []spantest.Stub {
 	return out
 }
 
-// startDemo runs spanwatch with native histograms, fed with 10 simulated
-// minutes of demo traffic ending now, and returns its web URL.
+// startDemo runs spanwatch with the default config (native histograms
+// beside the classic buckets), fed with 10 simulated minutes of demo traffic
+// ending now, and returns its web URL.
 func startDemo(t *testing.T) string {
 	t.Helper()
-	cfg := config.Default()
-	cfg.SpanMetrics.Histogram.Exponential = &spanmetrics.ExponentialConfig{}
-	s := spantest.NewSimulation(t, cfg, time.Now().Add(-10*time.Minute))
+	s := spantest.NewSimulation(t, config.Default(), time.Now().Add(-10*time.Minute))
 	rng := rand.New(rand.NewPCG(7, 8))
 	for range 40 {
 		s.Step(15*time.Second, demoTraffic(rng))
@@ -81,7 +80,6 @@ func startSeconds(t *testing.T) string {
 	t.Helper()
 	cfg := config.Default()
 	cfg.SpanMetrics.Histogram.Unit = spanmetrics.UnitSeconds
-	cfg.SpanMetrics.Histogram.Exponential = &spanmetrics.ExponentialConfig{}
 	s := spantest.NewSimulation(t, cfg, time.Now().Add(-2*time.Minute))
 	rng := rand.New(rand.NewPCG(11, 12))
 	for range 8 {

@@ -25,12 +25,17 @@ import (
 // Targets.
 const (
 	targetSpeedup       = 5.0   // spanwatch spans/s ÷ connector spans/s, at least
-	targetBytesSeries   = 400.0 // spanwatch heap bytes per series, at most
+	targetBytesSeries   = 600.0 // spanwatch heap bytes per series (classic + native), at most
+	targetBytesClassic  = 400.0 // the same with classic buckets only, at most
 	targetSnapshotRatio = 0.1   // spanwatch ÷ connector export ns/series, at most
-	snapshotSeries      = 10_000
 )
 
-var memorySeries = []int{1_000, 10_000, 100_000}
+var (
+	snapshotSeries = []int{10_000, 100_000}
+	// memoryRuns are the memory fixtures: one span per series at three
+	// sizes, then bench.FilledSpans spans per series.
+	memoryRuns = []struct{ series, spans int }{{1_000, 1}, {10_000, 1}, {100_000, 1}, {10_000, bench.FilledSpans}}
+)
 
 func main() {
 	if err := run(os.Stdout, os.Args[1:]); err != nil {
@@ -66,7 +71,7 @@ func run(out io.Writer, args []string) error {
 		return err
 	}
 
-	sw, conn := bench.Impls[0], bench.Impls[1]
+	sw, classic, conn := bench.Spanwatch, bench.SpanwatchClassic, bench.Connector
 	t := &table{}
 
 	// Ingest.
@@ -77,62 +82,76 @@ func run(out io.Writer, args []string) error {
 	t.section("Ingest: decode + aggregate, 1000-span requests, series already exist")
 	for _, p := range procs {
 		progress("ingest procs=%d", p)
-		a, err := benchmark(*count, bench.Ingest(sw, w, p))
-		if err != nil {
-			return fmt.Errorf("ingest %s procs=%d: %w", sw.Name, p, err)
+		var res [3]map[string]float64
+		for i, impl := range []bench.Impl{sw, classic, conn} {
+			r, err := benchmark(*count, bench.Ingest(impl, w, p))
+			if err != nil {
+				return fmt.Errorf("ingest %s procs=%d: %w", impl.Name, p, err)
+			}
+			res[i] = r
 		}
-		b, err := benchmark(*count, bench.Ingest(conn, w, p))
-		if err != nil {
-			return fmt.Errorf("ingest %s procs=%d: %w", conn.Name, p, err)
-		}
+		a, c, b := res[0], res[1], res[2]
 		label := fmt.Sprintf("procs=%d (parallel)", p)
 		if p == 1 {
 			label = "procs=1 (per core)"
 		}
-		nsA, nsB := a[bench.UnitNsPerSpan], b[bench.UnitNsPerSpan]
-		t.row(label+"  ns/span", f1(nsA), f1(nsB), ratio(nsA, nsB), "", "")
-		spsA, spsB := 1e9/nsA, 1e9/nsB
-		t.row(label+"  spans/s", si(spsA), si(spsB), ratio(spsA, spsB), fmt.Sprintf("≥ %.0f×", targetSpeedup), passMiss(spsA/spsB >= targetSpeedup))
-		t.row(label+"  allocs/span", f2(a[bench.UnitAllocsPerSpan]), f2(b[bench.UnitAllocsPerSpan]), ratio(a[bench.UnitAllocsPerSpan], b[bench.UnitAllocsPerSpan]), "", "")
-		t.row(label+"  B/span allocated", f1(a[bench.UnitBytesPerSpan]), f1(b[bench.UnitBytesPerSpan]), ratio(a[bench.UnitBytesPerSpan], b[bench.UnitBytesPerSpan]), "", "")
+		nsA, nsC, nsB := a[bench.UnitNsPerSpan], c[bench.UnitNsPerSpan], b[bench.UnitNsPerSpan]
+		t.row(label+"  ns/span", f1(nsA), f1(nsC), f1(nsB), ratio(nsA, nsB), "", "")
+		spsA, spsC, spsB := 1e9/nsA, 1e9/nsC, 1e9/nsB
+		t.row(label+"  spans/s", si(spsA), si(spsC), si(spsB), ratio(spsA, spsB), fmt.Sprintf("≥ %.0f×", targetSpeedup), passMiss(spsA/spsB >= targetSpeedup))
+		t.row(label+"  allocs/span", f2(a[bench.UnitAllocsPerSpan]), f2(c[bench.UnitAllocsPerSpan]), f2(b[bench.UnitAllocsPerSpan]), ratio(a[bench.UnitAllocsPerSpan], b[bench.UnitAllocsPerSpan]), "", "")
+		t.row(label+"  B/span allocated", f1(a[bench.UnitBytesPerSpan]), f1(c[bench.UnitBytesPerSpan]), f1(b[bench.UnitBytesPerSpan]), ratio(a[bench.UnitBytesPerSpan], b[bench.UnitBytesPerSpan]), "", "")
 	}
 
 	// Memory.
 	t.section("Memory: live heap bytes per active series (fresh instance, GC'd HeapAlloc growth ÷ N)")
-	var createA, createB float64
-	for _, n := range memorySeries {
-		progress("memory series=%d", n)
-		a, err := memory(*count, sw, n)
-		if err != nil {
-			return err
+	memTarget := fmt.Sprintf("≤ %.0f / %.0f B", targetBytesSeries, targetBytesClassic)
+	var createA, createC, createB float64
+	for _, c := range memoryRuns {
+		f := bench.NewFilledSeriesFixture(c.series, c.spans)
+		progress("memory series=%d spans=%d", c.series, c.spans)
+		var res [3]bench.MemoryResult
+		for i, impl := range []bench.Impl{sw, classic, conn} {
+			r, err := memory(*count, impl, f)
+			if err != nil {
+				return err
+			}
+			res[i] = r
 		}
-		b, err := memory(*count, conn, n)
-		if err != nil {
-			return err
+		a, cl, b := res[0], res[1], res[2]
+		name := fmt.Sprintf("%-12s B/series", "series="+short(c.series))
+		if c.spans > 1 {
+			name = fmt.Sprintf("%-12s B/series, %d spans each", "series="+short(c.series), c.spans)
 		}
-		t.row(fmt.Sprintf("%-12s B/series", "series="+short(n)), f1(a.BytesPerSeries), f1(b.BytesPerSeries), ratio(a.BytesPerSeries, b.BytesPerSeries),
-			fmt.Sprintf("≤ %.0f B", targetBytesSeries), passMiss(a.BytesPerSeries <= targetBytesSeries))
-		createA = float64(a.Feed.Nanoseconds()) / float64(n)
-		createB = float64(b.Feed.Nanoseconds()) / float64(n)
+		t.row(name, f1(a.BytesPerSeries), f1(cl.BytesPerSeries), f1(b.BytesPerSeries), ratio(a.BytesPerSeries, b.BytesPerSeries),
+			memTarget, passMiss(a.BytesPerSeries <= targetBytesSeries && cl.BytesPerSeries <= targetBytesClassic))
+		if c.spans == 1 {
+			createA = float64(a.Feed.Nanoseconds()) / float64(c.series)
+			createC = float64(cl.Feed.Nanoseconds()) / float64(c.series)
+			createB = float64(b.Feed.Nanoseconds()) / float64(c.series)
+		}
 	}
-	t.row(fmt.Sprintf("%-12s ns/series to create", "series="+short(memorySeries[len(memorySeries)-1])), f1(createA), f1(createB), ratio(createA, createB), "", "")
+	t.row(fmt.Sprintf("%-12s ns/series to create", "series="+short(memoryRuns[2].series)), f1(createA), f1(createC), f1(createB), ratio(createA, createB), "", "")
 
 	// Snapshot.
-	t.section(fmt.Sprintf("Export: spanwatch Snapshot vs connector flush (build + hand-off), %s series", short(snapshotSeries)))
-	progress("snapshot series=%d", snapshotSeries)
-	a, err := benchmark(*count, bench.Snapshot(sw, snapshotSeries))
-	if err != nil {
-		return fmt.Errorf("snapshot %s: %w", sw.Name, err)
+	for _, n := range snapshotSeries {
+		t.section(fmt.Sprintf("Export: spanwatch Snapshot vs connector flush (build + hand-off), %s series", short(n)))
+		progress("snapshot series=%d", n)
+		var res [3]map[string]float64
+		for i, impl := range []bench.Impl{sw, classic, conn} {
+			r, err := benchmark(*count, bench.Snapshot(impl, n))
+			if err != nil {
+				return fmt.Errorf("snapshot %s series=%d: %w", impl.Name, n, err)
+			}
+			res[i] = r
+		}
+		a, c, b := res[0], res[1], res[2]
+		nsA, nsC, nsB := a[bench.UnitNsPerSeries], c[bench.UnitNsPerSeries], b[bench.UnitNsPerSeries]
+		t.row("ns/series", f1(nsA), f1(nsC), f1(nsB), ratio(nsA, nsB), fmt.Sprintf("≤ %.2f×", targetSnapshotRatio), passMiss(nsA/nsB <= targetSnapshotRatio))
+		t.row("allocs/series", f2(a[bench.UnitAllocsPerSeries]), f2(c[bench.UnitAllocsPerSeries]), f2(b[bench.UnitAllocsPerSeries]), ratio(a[bench.UnitAllocsPerSeries], b[bench.UnitAllocsPerSeries]), "", "")
+		t.row("B/series allocated", f1(a[bench.UnitBytesPerSeries]), f1(c[bench.UnitBytesPerSeries]), f1(b[bench.UnitBytesPerSeries]), ratio(a[bench.UnitBytesPerSeries], b[bench.UnitBytesPerSeries]), "", "")
+		t.row("ms per export", f2(nsA*float64(n)/1e6), f2(nsC*float64(n)/1e6), f2(nsB*float64(n)/1e6), ratio(nsA, nsB), "", "")
 	}
-	b, err := benchmark(*count, bench.Snapshot(conn, snapshotSeries))
-	if err != nil {
-		return fmt.Errorf("snapshot %s: %w", conn.Name, err)
-	}
-	nsA, nsB := a[bench.UnitNsPerSeries], b[bench.UnitNsPerSeries]
-	t.row("ns/series", f1(nsA), f1(nsB), ratio(nsA, nsB), fmt.Sprintf("≤ %.2f×", targetSnapshotRatio), passMiss(nsA/nsB <= targetSnapshotRatio))
-	t.row("allocs/series", f2(a[bench.UnitAllocsPerSeries]), f2(b[bench.UnitAllocsPerSeries]), ratio(a[bench.UnitAllocsPerSeries], b[bench.UnitAllocsPerSeries]), "", "")
-	t.row("B/series allocated", f1(a[bench.UnitBytesPerSeries]), f1(b[bench.UnitBytesPerSeries]), ratio(a[bench.UnitBytesPerSeries], b[bench.UnitBytesPerSeries]), "", "")
-	t.row("ms per export", f2(nsA*snapshotSeries/1e6), f2(nsB*snapshotSeries/1e6), ratio(nsA, nsB), "", "")
 
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "spanwatch vs OpenTelemetry Collector contrib spanmetrics connector %s (pdata %s)\n",
@@ -149,14 +168,15 @@ func run(out io.Writer, args []string) error {
 		}
 		sb.WriteString("\n")
 	}
-	sb.WriteString("ratio = spanwatch ÷ connector\n\n")
+	sb.WriteString("spanwatch = defaults (classic buckets + native histograms); classic only = histogram.exponential.enabled: false\n")
+	sb.WriteString("ratio = spanwatch ÷ connector; memory target: spanwatch / classic only\n\n")
 	t.render(&sb)
 	fmt.Fprintf(&sb, "\n%d of %d targets met; total run time %s\n", t.pass, t.pass+t.miss, time.Since(start).Round(time.Second))
 	_, err = io.WriteString(out, sb.String())
 	return err
 }
 
-// workloadSeries feeds the workload to both implementations once and
+// workloadSeries feeds the workload to every implementation once and
 // returns the series count, which must agree.
 func workloadSeries(w *bench.Workload) (int, error) {
 	var counts []int
@@ -179,8 +199,10 @@ func workloadSeries(w *bench.Workload) (int, error) {
 		}
 		counts = append(counts, n)
 	}
-	if counts[0] != counts[1] {
-		return 0, fmt.Errorf("implementations disagree on the workload's series: %v", counts)
+	for _, c := range counts {
+		if c != counts[0] {
+			return 0, fmt.Errorf("implementations disagree on the workload's series: %v", counts)
+		}
 	}
 	return counts[0], nil
 }
@@ -205,14 +227,14 @@ func benchmark(count int, f func(*testing.B)) (map[string]float64, error) {
 	return med, nil
 }
 
-// memory runs MeasureSeriesMemory count times and keeps the median by
+// memory runs MeasureFixtureMemory count times and keeps the median by
 // bytes per series.
-func memory(count int, impl bench.Impl, n int) (bench.MemoryResult, error) {
+func memory(count int, impl bench.Impl, f *bench.SeriesFixture) (bench.MemoryResult, error) {
 	var rs []bench.MemoryResult
 	for range count {
-		r, err := bench.MeasureSeriesMemory(impl, n)
+		r, err := bench.MeasureFixtureMemory(impl, f)
 		if err != nil {
-			return r, fmt.Errorf("memory %s series=%d: %w", impl.Name, n, err)
+			return r, fmt.Errorf("memory %s series=%d spans=%d: %w", impl.Name, f.N, f.SpansPerSeries, err)
 		}
 		rs = append(rs, r)
 	}
@@ -248,20 +270,22 @@ func (t *table) section(title string) {
 	t.rows = append(t.rows, []string{title})
 }
 
-func (t *table) row(name, a, b, r, target, verdict string) {
+// row adds a row: spanwatch with its defaults (a), with classic buckets
+// only (c) and the connector (b).
+func (t *table) row(name, a, c, b, r, target, verdict string) {
 	switch verdict {
 	case "PASS":
 		t.pass++
 	case "MISS":
 		t.miss++
 	}
-	t.rows = append(t.rows, []string{"  " + name, a, b, r, target, verdict})
+	t.rows = append(t.rows, []string{"  " + name, a, c, b, r, target, verdict})
 }
 
 // render writes the rows with the name column left-aligned and the numbers
 // right-aligned.
 func (t *table) render(sb *strings.Builder) {
-	head := []string{"", "spanwatch", "connector", "ratio", "target", ""}
+	head := []string{"", "spanwatch", "classic only", "connector", "ratio", "target", ""}
 	width := make([]int, len(head))
 	for _, r := range append([][]string{head}, t.rows...) {
 		if len(r) == 1 {
