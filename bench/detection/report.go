@@ -181,7 +181,7 @@ func writeRecipe(w io.Writer, rs []Result) {
 // writeSummary writes the computed headline numbers.
 func writeSummary(w io.Writer, results []Result) {
 	fmt.Fprintf(w, "## Summary (computed)\n\n")
-	fmt.Fprintf(w, "spanwatch stores **classic buckets only by default**; native histograms need `histogram.exponential` in the config. The *classic* columns are therefore what an out-of-the-box install gates on.\n\n")
+	fmt.Fprintf(w, "spanwatch keeps **native histograms beside the classic buckets by default** (`histogram.exponential: {enabled: false}` turns them off). The *classic* columns are what the gate decides on where only classic buckets are stored: native histograms turned off, or a Prometheus fed by the Collector's connector.\n\n")
 	canary := func(r Result) bool {
 		return r.Cycle == nil && r.Plan == DefaultPlan() && r.Table != TableProduct && r.Classic == nil
 	}
