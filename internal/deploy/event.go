@@ -120,14 +120,15 @@ func eventID(g Group, version string, firstSeen time.Time) string {
 // Deadline is when watching ends: max_wait after the first-seen time.
 func (e *Event) Deadline(maxWait time.Duration) time.Time { return e.FirstSeen.Add(maxWait) }
 
-// Progress applies one look at now to a watching event: prevRequests are
+// Progress applies one look at now to an event whose rollout has not
+// ended (a verdict may already be in: the shape still unfolds): prevRequests are
 // the previous version's requests in the activity window ending at now.
 // It records the fall and the end of the previous version's traffic and
 // the shape while both versions serve. It returns true when this look
 // found the rollout's end; the caller then settles the shape with
 // SettleShape.
 func (e *Event) Progress(now time.Time, prevRequests float64, activity time.Duration) bool {
-	if e.State != StateWatching || !e.EndAt.IsZero() || now.Before(e.FirstSeen) || e.PreviousVersion == "" {
+	if !e.EndAt.IsZero() || now.Before(e.FirstSeen) || e.PreviousVersion == "" {
 		return false
 	}
 	rate := prevRequests / activity.Seconds()
