@@ -346,3 +346,37 @@ func metricValue(t *testing.T, a *app.App, name string, lbls map[string]string) 
 	require.FailNow(t, "metric not found", "%s %v", name, lbls)
 	return 0
 }
+
+// TestDeployQueryMode: a spanwatch with --storage.mode=none --query.url
+// finds the same deployment, with the same id, through the remote store,
+// and decides it too.
+func TestDeployQueryMode(t *testing.T) {
+	r := newRollout(t, deployConfig(), "search")
+	reader := spantest.StartApp(t, deployConfig(), func(o *app.Options) {
+		o.StorageMode = app.StorageNone
+		o.QueryURL = "http://" + r.sim.App.WebAddr().String()
+		o.DeployManualPolls = true
+		o.Now = r.sim.Clock.Now
+	})
+	both := func() {
+		require.NoError(t, reader.PollDeployments(context.Background()))
+	}
+	for range 24 {
+		r.advance(t, versionSpans("search", "v1", 100, 1))
+		both()
+	}
+	d := r.until(t, 60, func(int) [][]spantest.Stub {
+		both()
+		return [][]spantest.Stub{versionSpans("search", "v2", 100, 1)}
+	})
+	for range 3 {
+		both()
+	}
+	_, l := listDeployments(t, reader, nil)
+	require.Len(t, l.Data, 1)
+	require.Equal(t, d.ID, l.Data[0].ID, "one event for both")
+	require.Equal(t, d.FirstSeen, l.Data[0].FirstSeen)
+	require.Equal(t, "switch", l.Data[0].Shape)
+	require.Equal(t, "decided", l.Data[0].State)
+	require.Equal(t, d.Verdict, l.Data[0].Verdict)
+}
