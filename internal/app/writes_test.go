@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/spanwatch/spanwatch/internal/app"
+	"github.com/spanwatch/spanwatch/internal/config"
 )
 
 // TestLifecycleIsOffByDefault: without --web.enable-lifecycle, POST
@@ -87,7 +88,10 @@ func TestCompareEscapesNames(t *testing.T) {
 		_, _ = io.WriteString(w, `{"status":"success","data":{"resultType":"vector","result":[]}}`)
 	}))
 	t.Cleanup(store.Close)
-	a := startApp(t, nil, func(o *app.Options) {
+	// Only the comparison's queries: no deployment detection polling.
+	cfg := config.Default()
+	cfg.Deploy.Enabled = false
+	a := startApp(t, cfg, func(o *app.Options) {
 		o.StorageMode = app.StorageNone
 		o.QueryURL = store.URL
 		o.RulesBuiltin = false
