@@ -47,7 +47,10 @@ func TestQueryURLForwardsOnlyTheQueryAPI(t *testing.T) {
 		_, _ = io.WriteString(w, `{"status":"success","data":{"resultType":"scalar","result":[1,"1"]}}`)
 	}))
 	t.Cleanup(store.Close)
-	a := startApp(t, nil, func(o *app.Options) {
+	// Only the requests made through the proxy: no deployment polling.
+	cfg := config.Default()
+	cfg.Deploy.Enabled = false
+	a := startApp(t, cfg, func(o *app.Options) {
 		o.StorageMode = app.StorageNone
 		o.QueryURL = store.URL
 		o.RulesBuiltin = false
