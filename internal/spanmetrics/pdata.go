@@ -35,7 +35,7 @@ func (a *Aggregator) ConsumeTraces(td ptrace.Traces) (int, error) {
 			for k := range spans.Len() {
 				sp := spans.At(k)
 				rec := spanRec{
-					name:   []byte(sp.Name()),
+					name:   b.validUTF8String(sp.Name()),
 					kind:   int32(sp.Kind()),
 					status: int32(sp.Status().Code()),
 					durNs:  duration(uint64(sp.StartTimestamp()), uint64(sp.EndTimestamp())),
@@ -60,9 +60,9 @@ func (b *batch) pdataValue(m pcommon.Map, key string) valRef {
 		return valRef{}
 	}
 	if v.Type() == pcommon.ValueTypeStr {
-		return valRef{b: []byte(v.Str()), ok: true}
+		return valRef{b: b.validUTF8String(v.Str()), ok: true}
 	}
-	return valRef{b: []byte(v.AsString()), ok: true}
+	return valRef{b: b.validUTF8String(v.AsString()), ok: true}
 }
 
 // duration is end − start, or 0 when the span ends before it starts.
