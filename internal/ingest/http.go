@@ -15,8 +15,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
-
-	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 )
 
 const (
@@ -72,11 +70,7 @@ func (r *Receiver) httpHandler() http.Handler {
 			if ct == contentTypeProto {
 				return r.consumer.ConsumeProto(buf.Bytes())
 			}
-			er := ptraceotlp.NewExportRequest()
-			if err := er.UnmarshalJSON(buf.Bytes()); err != nil {
-				return 0, err
-			}
-			return r.consumer.ConsumeTraces(er.Traces())
+			return r.consumer.ConsumeJSON(buf.Bytes())
 		})
 		if errors.Is(err, errInternal) {
 			r.httpReject(w, ct, http.StatusInternalServerError, ReasonInternal, err.Error())

@@ -1,12 +1,30 @@
 package spanmetrics
 
 import (
+	"fmt"
+
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 )
 
+// ConsumeJSON counts every span of an OTLP ExportTraceServiceRequest in
+// JSON encoding. The request is checked for nesting (CheckJSONNesting: the
+// protobuf reader's limit) before pdata decodes it whole; errors wrap
+// ErrInvalidRequest and count nothing.
+func (a *Aggregator) ConsumeJSON(req []byte) (int, error) {
+	if err := CheckJSONNesting(req); err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrInvalidRequest, err)
+	}
+	er := ptraceotlp.NewExportRequest()
+	if err := er.UnmarshalJSON(req); err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrInvalidRequest, err)
+	}
+	return a.ConsumeTraces(er.Traces())
+}
+
 // ConsumeTraces counts every span of td. It is the path for requests that
-// arrive as OTLP/JSON, and the reference the protobuf reader is tested
+// arrive as OTLP/JSON (see ConsumeJSON), and the reference the protobuf reader is tested
 // against. It returns the number of spans counted.
 func (a *Aggregator) ConsumeTraces(td ptrace.Traces) (int, error) {
 	b := a.getBatch()

@@ -2,7 +2,6 @@ package spanmetrics
 
 import (
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -23,7 +22,7 @@ import (
 // ResourceSpans' deprecated scope spans (field 1000) used when scope_spans
 // is absent. Wrong wire types are reported with pdata's field names.
 
-var errDepth = errors.New("proto: exceeded max recursion depth")
+var errDepth = fmt.Errorf("proto: exceeded max recursion depth: attribute values exceed the nesting depth limit of %d messages", recursionLimit)
 
 // recursionLimit is pdata's nesting limit for attribute values.
 const recursionLimit = 100
