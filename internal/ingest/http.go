@@ -137,10 +137,6 @@ func (r *Receiver) readBody(req *http.Request, buf *bytes.Buffer) (int, string, 
 	case err == nil:
 		return 0, "", nil
 	case src.err != nil:
-		var mbe *http.MaxBytesError
-		if errors.As(src.err, &mbe) {
-			return http.StatusRequestEntityTooLarge, ReasonTooLarge, src.err
-		}
 		return http.StatusBadRequest, ReasonRead, fmt.Errorf("reading request body: %w", src.err)
 	default: // the body was read whole: the decompressor failed
 		return http.StatusBadRequest, ReasonDecode, fmt.Errorf("invalid gzip body: %w", err)

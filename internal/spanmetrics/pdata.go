@@ -1,6 +1,7 @@
 package spanmetrics
 
 import (
+	"bytes"
 	"fmt"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -13,6 +14,11 @@ import (
 // protobuf reader's limit) before pdata decodes it whole; errors wrap
 // ErrInvalidRequest and count nothing.
 func (a *Aggregator) ConsumeJSON(req []byte) (int, error) {
+	if len(bytes.TrimSpace(req)) == 0 {
+		// An empty protobuf body is an empty request; an empty JSON body
+		// is not JSON (pdata's message for it is cryptic).
+		return 0, fmt.Errorf("%w: empty body: an OTLP/JSON request is a JSON object ({} for no spans)", ErrInvalidRequest)
+	}
 	if err := CheckJSONNesting(req); err != nil {
 		return 0, fmt.Errorf("%w: %w", ErrInvalidRequest, err)
 	}
