@@ -33,7 +33,7 @@ func runDiskFull(e *env) error {
 		return err
 	}
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+*diskfullSize, "tmpfs", mnt).CombinedOutput(); err != nil {
-		return fmt.Errorf("cannot mount a tmpfs at %s (root is needed): %v: %s", mnt, err, out)
+		return fmt.Errorf("cannot mount a tmpfs at %s (root is needed): %w: %s", mnt, err, out)
 	}
 	defer func() {
 		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
@@ -48,7 +48,7 @@ func runDiskFull(e *env) error {
 	if err != nil {
 		return err
 	}
-	defer s.stop()
+	defer func() { _ = s.stop() }()
 	if _, err := s.waitReady(time.Minute, time.Now()); err != nil {
 		return err
 	}
@@ -77,13 +77,15 @@ func runDiskFull(e *env) error {
 		filled += int64(n)
 		if err != nil {
 			if !errors.Is(err, syscall.ENOSPC) {
-				f.Close()
+				_ = f.Close()
 				return err
 			}
 			break
 		}
 	}
-	f.Close()
+	if err := f.Close(); err != nil {
+		return err
+	}
 	fullAt := time.Now()
 	e.logf("diskfull: file system full (filler %d MiB)", filled>>20)
 
@@ -96,7 +98,7 @@ func runDiskFull(e *env) error {
 	commitErrorsBefore, _ := s.selfMetric("spanwatch_store_commit_errors_total")
 	for time.Since(fullAt) < *diskfullDuration {
 		if !s.alive() {
-			return fmt.Errorf("spanwatch exited while the disk was full: %v\n%s", s.exitErr, s.logs.String())
+			return fmt.Errorf("spanwatch exited while the disk was full: %w\n%s", s.exitErr, s.logs.String())
 		}
 		code, body := s.ready()
 		if code == http.StatusServiceUnavailable && notReadyAfter == 0 {

@@ -48,12 +48,18 @@ func runKill9(e *env) error {
 			return 0, fmt.Errorf("cycle %d: stored samples went backwards: %v before the kill, %v after restart", cycle, lastSamples, n)
 		}
 		v, ok, err := instant(web, calls, lastSeenAt)
-		if err != nil || !ok || v != lastStored {
-			return 0, fmt.Errorf("cycle %d: value read before the kill was %v, after restart %v (ok=%v, err=%v)", cycle, lastStored, v, ok, err)
+		if err != nil {
+			return 0, err
+		}
+		if !ok || v != lastStored {
+			return 0, fmt.Errorf("cycle %d: value read before the kill was %v, after restart %v (found: %v)", cycle, lastStored, v, ok)
 		}
 		last, ok, err := instant(web, calls, killedAt)
-		if err != nil || !ok || last < lastStored {
-			return 0, fmt.Errorf("cycle %d: last value before the kill %v < %v read before it (ok=%v, err=%v)", cycle, last, lastStored, ok, err)
+		if err != nil {
+			return 0, err
+		}
+		if !ok || last < lastStored {
+			return 0, fmt.Errorf("cycle %d: last value before the kill %v < %v read before it (found: %v)", cycle, last, lastStored, ok)
 		}
 		if sent := float64(lastAcked + lastFailed*100); last > sent {
 			return 0, fmt.Errorf("cycle %d: stored %v spans, more than the %v sent", cycle, last, sent)
@@ -122,7 +128,7 @@ func runKill9(e *env) error {
 	if err != nil {
 		return err
 	}
-	defer s.stop()
+	defer func() { _ = s.stop() }()
 	took, err := s.waitReady(2*time.Minute, started)
 	if err != nil {
 		return err

@@ -79,10 +79,15 @@ func main() {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
-		defer os.RemoveAll(d)
 		e.dir = d
 	}
-	if err := m.run(e); err != nil {
+	err := m.run(e)
+	if *dir == "" {
+		if rmErr := os.RemoveAll(e.dir); rmErr != nil {
+			fmt.Fprintln(os.Stderr, rmErr)
+		}
+	}
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "FAIL %s: %v\n", *modeName, err)
 		os.Exit(1)
 	}

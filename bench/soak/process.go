@@ -32,7 +32,7 @@ func freeAddr() string {
 	if err != nil {
 		panic(err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().String()
 }
 
@@ -129,7 +129,7 @@ func (s *spanwatch) ready() (int, string) {
 	if err != nil {
 		return 0, err.Error()
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, strings.TrimSpace(string(b))
 }
@@ -156,7 +156,7 @@ func (s *spanwatch) waitReady(timeout time.Duration, since time.Time) (time.Dura
 		return code == http.StatusOK
 	})
 	if !s.alive() {
-		return 0, fmt.Errorf("spanwatch exited: %v\n%s", s.exitErr, s.logs.String())
+		return 0, fmt.Errorf("spanwatch exited: %w\n%s", s.exitErr, s.logs.String())
 	}
 	return time.Since(since), err
 }
@@ -172,7 +172,7 @@ func scrapeSum(u, name string, labels ...string) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	var sum float64
 	found := false
 	sc := bufio.NewScanner(resp.Body)
@@ -218,7 +218,7 @@ func instant(base, expr string, t time.Time) (float64, bool, error) {
 	if err != nil {
 		return 0, false, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	var r struct {
 		Status, Error string
 		Data          struct {
@@ -314,7 +314,7 @@ func (t *traffic) run(s *spanwatch, pause time.Duration) {
 			t.mu.Unlock()
 			if err == nil {
 				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
+				_ = resp.Body.Close()
 			}
 			if pause > 0 {
 				time.Sleep(pause)

@@ -48,7 +48,7 @@ func startPrometheus(e *env, addr string) (*prometheusProc, error) {
 		if err != nil {
 			return false
 		}
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
 	if err != nil {
@@ -89,7 +89,7 @@ func runRemoteWrite(e *env) error {
 	if err != nil {
 		return err
 	}
-	defer s.stop()
+	defer func() { _ = s.stop() }()
 	if _, err := s.waitReady(time.Minute, time.Now()); err != nil {
 		return err
 	}
@@ -121,7 +121,7 @@ func runRemoteWrite(e *env) error {
 	minRSS := math.Inf(1)
 	for time.Since(downAt) < *rwDown {
 		if !s.alive() {
-			return fmt.Errorf("spanwatch exited: %v\n%s", s.exitErr, s.logs.String())
+			return fmt.Errorf("spanwatch exited: %w\n%s", s.exitErr, s.logs.String())
 		}
 		q, err := s.selfMetric("spanwatch_remote_write_queue_length")
 		if err != nil {
