@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
@@ -36,17 +37,18 @@ type process struct {
 	cmd  *exec.Cmd
 	web  string
 	otlp string
+	expo string
 	logs *testutil.SyncBuffer
 }
 
 func startProcess(t *testing.T, bin string, args ...string) *process {
 	t.Helper()
-	p := &process{web: testutil.FreeAddr(t), otlp: testutil.FreeAddr(t), logs: &testutil.SyncBuffer{}}
+	p := &process{web: testutil.FreeAddr(t), otlp: testutil.FreeAddr(t), expo: testutil.FreeAddr(t), logs: &testutil.SyncBuffer{}}
 	p.cmd = exec.Command(bin, append([]string{"serve",
 		"--web.listen-address=" + p.web,
 		"--otlp.http.listen-address=" + p.otlp,
 		"--otlp.grpc.listen-address=" + testutil.FreeAddr(t),
-		"--metrics.listen-address=" + testutil.FreeAddr(t),
+		"--metrics.listen-address=" + p.expo,
 	}, args...)...)
 	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
 	require.NoError(t, p.cmd.Start())
@@ -57,20 +59,18 @@ func startProcess(t *testing.T, bin string, args ...string) *process {
 			t.Logf("spanwatch output:\n%s", p.logs.String())
 		}
 	})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	ready := func() bool {
 		resp, err := http.Get("http://" + p.web + "/readyz")
-		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p
-			}
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("spanwatch did not become ready:\n%s", p.logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
 	}
+	if !assert.Eventually(t, ready, 60*time.Second, 20*time.Millisecond) {
+		t.Fatalf("spanwatch did not become ready:\n%s", p.logs.String())
+	}
+	return p
 }
 
 func otlpRequest(t *testing.T, n int) []byte {
@@ -169,7 +169,12 @@ func TestKill9KeepsFlushedSamples(t *testing.T) {
 			send()
 		}
 	}()
-	time.Sleep(700 * time.Millisecond)
+	// Kill once flushes written during this ingest are stored: at least
+	// two more samples per series than before it.
+	require.Eventually(t, func() bool {
+		n, ok := p.instant(t, `sum(count_over_time(traces_span_metrics_calls_total[10m]))`, time.Now())
+		return ok && n >= samplesBefore+2 && acked.Load() > 500
+	}, 20*time.Second, 20*time.Millisecond)
 	require.NoError(t, p.cmd.Process.Signal(syscall.SIGKILL))
 	killedAt := time.Now()
 	_, _ = p.cmd.Process.Wait()
@@ -183,7 +188,7 @@ func TestKill9KeepsFlushedSamples(t *testing.T) {
 	after, ok := p2.instant(t, `sum(count_over_time(traces_span_metrics_calls_total[10m]))`, flushedAt)
 	require.True(t, ok)
 	require.Equal(t, samplesBefore, after)
-	// The flushes during the last 700 ms of ingest are there too.
+	// The flushes written during ingest right before the kill are there too.
 	last, ok := p2.instant(t, `sum(traces_span_metrics_calls_total)`, killedAt)
 	require.True(t, ok)
 	require.Greater(t, last, 500.0, "flushes written during ingest right before the kill survive")
@@ -232,4 +237,78 @@ func TestSIGTERMFlushesThenCloses(t *testing.T) {
 	v, ok := p2.instant(t, `sum(traces_span_metrics_calls_total)`, stoppedAt)
 	require.True(t, ok, "the final flush was stored")
 	require.Equal(t, 21.0, v)
+}
+
+// TestDiskFullOnRealFilesystem fills a small tmpfs used as --storage.path:
+// ingest keeps answering 200, the exposition keeps serving, /readyz
+// answers 503 with the reason, and once space is freed writing resumes by
+// itself. Mounting needs root; bench/soak's diskfull mode is the long run.
+func TestDiskFullOnRealFilesystem(t *testing.T) {
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", mnt).CombinedOutput(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("cannot mount a tmpfs (CI runs as root): %v: %s", err, out)
+		}
+		t.Skipf("cannot mount a tmpfs (needs root): %v: %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", mnt).Run() })
+	bin := buildBinary(t)
+	cfg := filepath.Join(t.TempDir(), "spanwatch.yaml")
+	require.NoError(t, os.WriteFile(cfg, []byte("spanmetrics:\n  metrics_flush_interval: 200ms\n"), 0o644))
+	p := startProcess(t, bin, "--config.file="+cfg, "--storage.path="+filepath.Join(mnt, "data"))
+	req := otlpRequest(t, 10)
+	send := func() int {
+		resp, err := http.Post("http://"+p.otlp+"/v1/traces", "application/x-protobuf", bytes.NewReader(req))
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		return resp.StatusCode
+	}
+	readyz := func() (int, string) {
+		resp, err := http.Get("http://" + p.web + "/readyz")
+		require.NoError(t, err)
+		defer func() { _ = resp.Body.Close() }()
+		var b bytes.Buffer
+		_, _ = b.ReadFrom(resp.Body)
+		return resp.StatusCode, b.String()
+	}
+	stored := func() float64 {
+		n, _ := p.instant(t, `sum(count_over_time(traces_span_metrics_calls_total[10m]))`, time.Now())
+		return n
+	}
+	require.Equal(t, http.StatusOK, send())
+	require.Eventually(t, func() bool { return stored() >= 1 }, 20*time.Second, 20*time.Millisecond)
+
+	filler := filepath.Join(mnt, "filler")
+	f, err := os.Create(filler)
+	require.NoError(t, err)
+	chunk := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			require.ErrorIs(t, err, syscall.ENOSPC)
+			break
+		}
+	}
+	require.NoError(t, f.Close())
+	var body string
+	require.Eventually(t, func() bool {
+		require.Equal(t, http.StatusOK, send(), "ingest keeps answering while the disk is full")
+		var code int
+		code, body = readyz()
+		return code == http.StatusServiceUnavailable
+	}, 20*time.Second, 20*time.Millisecond)
+	require.Contains(t, body, "storage:")
+	require.Contains(t, body, "no space left on device")
+	resp, err := http.Get("http://" + p.expo + "/metrics")
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, "the exposition serves from memory")
+
+	require.NoError(t, os.Remove(filler))
+	before := stored()
+	require.Eventually(t, func() bool {
+		require.Equal(t, http.StatusOK, send())
+		code, _ := readyz()
+		return code == http.StatusOK && stored() > before
+	}, 30*time.Second, 20*time.Millisecond, "writing resumes by itself")
+	require.Nil(t, p.cmd.ProcessState, "spanwatch is still running")
 }

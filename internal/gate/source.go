@@ -123,6 +123,11 @@ func ParseMatchers(p parser.Parser, s string) ([]*labels.Matcher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("matchers %s: %w", s, err)
 	}
+	for _, m := range ms {
+		if m.Name == model.MetricNameLabel {
+			return nil, fmt.Errorf("matchers %s: %s cannot be matched: the gate chooses the metric names (see naming and namespace)", s, model.MetricNameLabel)
+		}
+	}
 	return ms, nil
 }
 

@@ -15,8 +15,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
-
-	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 )
 
 const (
@@ -72,11 +70,7 @@ func (r *Receiver) httpHandler() http.Handler {
 			if ct == contentTypeProto {
 				return r.consumer.ConsumeProto(buf.Bytes())
 			}
-			er := ptraceotlp.NewExportRequest()
-			if err := er.UnmarshalJSON(buf.Bytes()); err != nil {
-				return 0, err
-			}
-			return r.consumer.ConsumeTraces(er.Traces())
+			return r.consumer.ConsumeJSON(buf.Bytes())
 		})
 		if errors.Is(err, errInternal) {
 			r.httpReject(w, ct, http.StatusInternalServerError, ReasonInternal, err.Error())
@@ -143,10 +137,6 @@ func (r *Receiver) readBody(req *http.Request, buf *bytes.Buffer) (int, string, 
 	case err == nil:
 		return 0, "", nil
 	case src.err != nil:
-		var mbe *http.MaxBytesError
-		if errors.As(src.err, &mbe) {
-			return http.StatusRequestEntityTooLarge, ReasonTooLarge, src.err
-		}
 		return http.StatusBadRequest, ReasonRead, fmt.Errorf("reading request body: %w", src.err)
 	default: // the body was read whole: the decompressor failed
 		return http.StatusBadRequest, ReasonDecode, fmt.Errorf("invalid gzip body: %w", err)

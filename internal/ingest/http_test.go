@@ -123,15 +123,15 @@ func TestHTTPRejections(t *testing.T) {
 			msg: "cannot decode OTLP trace request: ", consumerCalls: 1},
 		{name: "bad JSON", contentType: contentTypeJSON, body: strings.NewReader(`{"resourceSpans": [`),
 			code: http.StatusBadRequest, grpcCode: codes.InvalidArgument, respType: contentTypeJSON, reason: ReasonDecode,
-			msg: "cannot decode OTLP trace request: "},
+			msg: "cannot decode OTLP trace request: ", consumerCalls: 1},
 		// pdata's JSON errors quote the input: the Status must still
 		// encode (its message is a UTF-8 string).
 		{name: "protobuf sent as JSON", contentType: contentTypeJSON, body: bytes.NewReader(valid),
 			code: http.StatusBadRequest, grpcCode: codes.InvalidArgument, respType: contentTypeJSON, reason: ReasonDecode,
-			msg: "cannot decode OTLP trace request: "},
+			msg: "cannot decode OTLP trace request: ", consumerCalls: 1},
 		{name: "JSON with invalid UTF-8", contentType: contentTypeJSON, body: strings.NewReader("\xff\xfe{}"),
 			code: http.StatusBadRequest, grpcCode: codes.InvalidArgument, respType: contentTypeJSON, reason: ReasonDecode,
-			msg: "cannot decode OTLP trace request: "},
+			msg: "cannot decode OTLP trace request: ", consumerCalls: 1},
 		{name: "Content-Length over the limit", contentType: contentTypeProto, body: bytes.NewReader(make([]byte, testLimit+1)),
 			code: http.StatusRequestEntityTooLarge, grpcCode: codes.ResourceExhausted, respType: contentTypeProto, reason: ReasonTooLarge,
 			msg: "request body too large: 65537 bytes, the limit is 65536"},

@@ -13,17 +13,16 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
-// Consumer counts decoded requests. ConsumeProto takes an
-// ExportTraceServiceRequest in protobuf encoding; ConsumeTraces takes one
-// decoded by pdata (the JSON path). Both return the number of spans
-// accepted, or an error for undecodable input, in which case nothing was
-// counted.
+// Consumer decodes and counts requests. ConsumeProto takes an
+// ExportTraceServiceRequest in protobuf encoding, ConsumeJSON one in
+// OTLP/JSON. Both return the number of spans accepted, or an error for
+// undecodable input (including input nested too deep), in which case
+// nothing was counted.
 type Consumer interface {
 	ConsumeProto(req []byte) (int, error)
-	ConsumeTraces(td ptrace.Traces) (int, error)
+	ConsumeJSON(req []byte) (int, error)
 }
 
 // Config configures the OTLP receivers.

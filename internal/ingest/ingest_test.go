@@ -46,7 +46,7 @@ func (f *fakeConsumer) ConsumeProto(b []byte) (int, error) {
 	return 1, nil
 }
 
-func (f *fakeConsumer) ConsumeTraces(ptrace.Traces) (int, error) { return 0, f.err }
+func (f *fakeConsumer) ConsumeJSON([]byte) (int, error) { return 0, f.err }
 
 func TestShutdownWithoutStartAndTwice(t *testing.T) {
 	r, err := New(DefaultConfig(), &fakeConsumer{}, nil, nil)
@@ -153,11 +153,16 @@ func (c *spanConsumer) ConsumeProto(b []byte) (int, error) {
 	return n, nil
 }
 
-func (c *spanConsumer) ConsumeTraces(td ptrace.Traces) (int, error) {
+func (c *spanConsumer) ConsumeJSON(b []byte) (int, error) {
+	er := ptraceotlp.NewExportRequest()
+	err := er.UnmarshalJSON(b)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.calls++
-	n := td.SpanCount()
+	if err != nil {
+		return 0, err
+	}
+	n := er.Traces().SpanCount()
 	c.spans += n
 	return n, nil
 }

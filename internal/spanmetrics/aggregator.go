@@ -109,6 +109,7 @@ type aggMetrics struct {
 	created       prometheus.Counter
 	expired       prometheus.Counter
 	overflowSpans prometheus.Counter
+	invalidUTF8   prometheus.Counter
 	snapshotDur   prometheus.Histogram
 }
 
@@ -198,6 +199,10 @@ func newAggMetrics(reg prometheus.Registerer, a *Aggregator) *aggMetrics {
 			Name: "spanwatch_spanmetrics_overflow_spans_total",
 			Help: "Spans counted in the otel_metric_overflow series because the cardinality limit was reached.",
 		}),
+		invalidUTF8: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "spanwatch_spanmetrics_invalid_utf8_values_total",
+			Help: "Span names and attribute values with invalid UTF-8, counted with each invalid sequence replaced by U+FFFD.",
+		}),
 		snapshotDur: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "spanwatch_spanmetrics_snapshot_duration_seconds",
 			Help:    "Time taken to snapshot all series.",
@@ -205,7 +210,7 @@ func newAggMetrics(reg prometheus.Registerer, a *Aggregator) *aggMetrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.created, m.expired, m.overflowSpans, m.snapshotDur,
+		reg.MustRegister(m.created, m.expired, m.overflowSpans, m.invalidUTF8, m.snapshotDur,
 			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 				Name: "spanwatch_spanmetrics_active_series",
 				Help: "Span-metric series currently held (the overflow series not included).",
@@ -261,6 +266,9 @@ func (a *Aggregator) putBatch(b *batch) {
 // commit adds every span of b to its series. b has been fully decoded, so a
 // request is counted whole or not at all.
 func (a *Aggregator) commit(b *batch) {
+	if b.invalidUTF8 > 0 {
+		a.m.invalidUTF8.Add(float64(b.invalidUTF8))
+	}
 	now := a.now().UnixNano()
 	nd := len(a.dims)
 	for i := range b.spans {

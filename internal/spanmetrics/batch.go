@@ -1,6 +1,9 @@
 package spanmetrics
 
 import (
+	"strings"
+	"unicode/utf8"
+
 	"go.opentelemetry.io/collector/pdata/pcommon"
 )
 
@@ -43,6 +46,9 @@ type batch struct {
 	spanDims []valRef
 	arena    []byte
 	key      []byte
+	// invalidUTF8 counts the values of this request whose invalid UTF-8
+	// was replaced.
+	invalidUTF8 int
 }
 
 func (b *batch) reset(nd int) {
@@ -53,6 +59,7 @@ func (b *batch) reset(nd int) {
 	b.spans = b.spans[:0]
 	b.spanDims = b.spanDims[:0]
 	b.arena = b.arena[:0]
+	b.invalidUTF8 = 0
 }
 
 // clear drops every reference into the request so a pooled batch does not
@@ -63,6 +70,67 @@ func (b *batch) clear() {
 	clear(b.resRaw[:cap(b.resRaw)])
 	clear(b.spans[:cap(b.spans)])
 	clear(b.spanDims[:cap(b.spanDims)])
+}
+
+// validUTF8 returns p when it is valid UTF-8 (the common case, which
+// neither copies nor allocates). Otherwise it counts p and returns a copy in
+// the arena in which every run of invalid bytes is one U+FFFD, as
+// bytes.ToValidUTF8 does: a label value must be valid UTF-8, and a single
+// invalid byte would make the whole text exposition unparsable.
+func (b *batch) validUTF8(p []byte) []byte {
+	// Label values are mostly ASCII and short: a byte loop the compiler
+	// inlines beats a call to utf8.Valid there.
+	for _, c := range p {
+		if c >= utf8.RuneSelf {
+			return b.validUTF8Slow(p)
+		}
+	}
+	return p
+}
+
+func (b *batch) validUTF8Slow(p []byte) []byte {
+	if utf8.Valid(p) {
+		return p
+	}
+	b.invalidUTF8++
+	return b.arenaAppend(appendValidUTF8(b.arena, p)).b
+}
+
+// validUTF8String is validUTF8 for a string (the pdata path), returning a
+// slice the batch may keep.
+func (b *batch) validUTF8String(s string) []byte {
+	if utf8.ValidString(s) {
+		return []byte(s)
+	}
+	b.invalidUTF8++
+	return []byte(strings.ToValidUTF8(s, string(utf8.RuneError)))
+}
+
+// appendValidUTF8 appends p to dst with every run of invalid UTF-8 replaced
+// by U+FFFD.
+func appendValidUTF8(dst, p []byte) []byte {
+	inRun := false
+	for i := 0; i < len(p); {
+		if c := p[i]; c < utf8.RuneSelf {
+			dst = append(dst, c)
+			i++
+			inRun = false
+			continue
+		}
+		r, w := utf8.DecodeRune(p[i:])
+		if r == utf8.RuneError && w == 1 {
+			if !inRun {
+				dst = utf8.AppendRune(dst, utf8.RuneError)
+				inRun = true
+			}
+			i++
+			continue
+		}
+		dst = append(dst, p[i:i+w]...)
+		i += w
+		inRun = false
+	}
+	return dst
 }
 
 // addDims appends nd absent values and returns their offset.
@@ -98,6 +166,9 @@ func (b *batch) targetAttributes(r *resRec) []Label {
 		l := SanitizeLabel(k)
 		if l == "" || seen[l] || v == "" {
 			return
+		}
+		if !utf8.ValidString(v) {
+			v = strings.ToValidUTF8(v, string(utf8.RuneError))
 		}
 		seen[l] = true
 		out = append(out, Label{l, v})

@@ -1,12 +1,36 @@
 package spanmetrics
 
 import (
+	"bytes"
+	"fmt"
+
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 )
 
+// ConsumeJSON counts every span of an OTLP ExportTraceServiceRequest in
+// JSON encoding. The request is checked for nesting (CheckJSONNesting: the
+// protobuf reader's limit) before pdata decodes it whole; errors wrap
+// ErrInvalidRequest and count nothing.
+func (a *Aggregator) ConsumeJSON(req []byte) (int, error) {
+	if len(bytes.TrimSpace(req)) == 0 {
+		// An empty protobuf body is an empty request; an empty JSON body
+		// is not JSON (pdata's message for it is cryptic).
+		return 0, fmt.Errorf("%w: empty body: an OTLP/JSON request is a JSON object ({} for no spans)", ErrInvalidRequest)
+	}
+	if err := CheckJSONNesting(req); err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrInvalidRequest, err)
+	}
+	er := ptraceotlp.NewExportRequest()
+	if err := er.UnmarshalJSON(req); err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrInvalidRequest, err)
+	}
+	return a.ConsumeTraces(er.Traces())
+}
+
 // ConsumeTraces counts every span of td. It is the path for requests that
-// arrive as OTLP/JSON, and the reference the protobuf reader is tested
+// arrive as OTLP/JSON (see ConsumeJSON), and the reference the protobuf reader is tested
 // against. It returns the number of spans counted.
 func (a *Aggregator) ConsumeTraces(td ptrace.Traces) (int, error) {
 	b := a.getBatch()
@@ -35,7 +59,7 @@ func (a *Aggregator) ConsumeTraces(td ptrace.Traces) (int, error) {
 			for k := range spans.Len() {
 				sp := spans.At(k)
 				rec := spanRec{
-					name:   []byte(sp.Name()),
+					name:   b.validUTF8String(sp.Name()),
 					kind:   int32(sp.Kind()),
 					status: int32(sp.Status().Code()),
 					durNs:  duration(uint64(sp.StartTimestamp()), uint64(sp.EndTimestamp())),
@@ -60,9 +84,9 @@ func (b *batch) pdataValue(m pcommon.Map, key string) valRef {
 		return valRef{}
 	}
 	if v.Type() == pcommon.ValueTypeStr {
-		return valRef{b: []byte(v.Str()), ok: true}
+		return valRef{b: b.validUTF8String(v.Str()), ok: true}
 	}
-	return valRef{b: []byte(v.AsString()), ok: true}
+	return valRef{b: b.validUTF8String(v.AsString()), ok: true}
 }
 
 // duration is end − start, or 0 when the span ends before it starts.

@@ -2,7 +2,6 @@ package spanmetrics
 
 import (
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -23,7 +22,7 @@ import (
 // ResourceSpans' deprecated scope spans (field 1000) used when scope_spans
 // is absent. Wrong wire types are reported with pdata's field names.
 
-var errDepth = errors.New("proto: exceeded max recursion depth")
+var errDepth = fmt.Errorf("proto: exceeded max recursion depth: attribute values exceed the nesting depth limit of %d messages", recursionLimit)
 
 // recursionLimit is pdata's nesting limit for attribute values.
 const recursionLimit = 100
@@ -409,6 +408,7 @@ func (a *Aggregator) decodeSpan(b *batch, buf []byte, ri int32, collect bool) er
 		return f.err
 	}
 	if collect {
+		rec.name = b.validUTF8(rec.name)
 		rec.durNs = duration(start, end)
 		b.spans = append(b.spans, rec)
 	}
@@ -573,7 +573,7 @@ var (
 func (b *batch) valueString(v anyRef) valRef {
 	switch v.field {
 	case fieldAnyStringValue:
-		return valRef{b: v.data, ok: true}
+		return valRef{b: b.validUTF8(v.data), ok: true}
 	case fieldAnyBoolValue:
 		if v.num != 0 {
 			return valRef{b: strTrue, ok: true}
@@ -592,7 +592,7 @@ func (b *batch) valueString(v anyRef) valRef {
 	case fieldAnyArrayValue, fieldAnyKvlistValue:
 		pv := pcommon.NewValueEmpty()
 		_ = pv.FromRaw(rawValue(v))
-		return b.arenaAppend(append(b.arena, pv.AsString()...))
+		return b.arenaAppend(append(b.arena, b.validUTF8String(pv.AsString())...))
 	}
 	// No value, or a string-table index (unresolved for traces): empty.
 	return valRef{b: nil, ok: true}
