@@ -157,3 +157,43 @@ export function val(s: VectorSample | undefined): number {
 export function byLabel(v: VectorSample[], label: string): Map<string, VectorSample> {
   return new Map(v.map((s) => [s.metric[label] ?? "", s]));
 }
+
+/** The populations a deployment's verdict compared: a gate request's arms, as the compare API takes them. */
+export interface DeploymentArm {
+  matchers?: string;
+  start?: string;
+  end?: string;
+}
+
+/** One deployment event of GET /api/v1/deployments. */
+export interface Deployment {
+  id: string;
+  service: string;
+  namespace?: string;
+  version: string;
+  previous_version?: string;
+  shape: string;
+  first_seen: string;
+  state: "watching" | "decided";
+  verdict: "pass" | "regression" | "inconclusive" | "pending";
+  reason?: string;
+  decided_at?: string;
+  /** What the verdict compared (the gate request), when the server says. */
+  request?: { baseline?: DeploymentArm; candidate?: DeploymentArm; window?: string; span_kind?: string };
+  /** The gate's JSON report, once there is one. */
+  report?: unknown;
+}
+
+/** GET /api/v1/deployments, newest first. */
+export async function deployments(ctx: RequestContext, opts: { service?: string; since?: number; limit?: number } = {}): Promise<Deployment[]> {
+  const p = new URLSearchParams();
+  if (opts.service) p.set("service", opts.service);
+  if (opts.since !== undefined) p.set("since", String(opts.since));
+  if (opts.limit !== undefined) p.set("limit", String(opts.limit));
+  return (await call<Deployment[] | null>(ctx, "/api/v1/deployments", p, "deployments")) ?? [];
+}
+
+/** GET /api/v1/deployments/{id}. */
+export async function deployment(ctx: RequestContext, id: string): Promise<Deployment> {
+  return call<Deployment>(ctx, `/api/v1/deployments/${encodeURIComponent(id)}`, null, "deployment");
+}
