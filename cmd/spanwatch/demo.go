@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -19,13 +22,15 @@ import (
 	"github.com/spanwatch/spanwatch/internal/loadgen"
 )
 
-const demoHelp = `Try spanwatch in one command: serve, traffic, a canary that gets slower, and the gate's verdict.
+const demoHelp = `Try spanwatch in one command: serve, traffic, deploys that spanwatch judges by itself, and the gate's verdict.
 
 Starts spanwatch on a temporary data directory and the built-in shop traffic (frontend → cart,
 frontend → checkout → payments, with database calls). After a minute a canary checkout v2 serves 20 %
 of checkout's traffic and its POST /charge gets slower through its database call; when enough data is
-in, the gate runs and prints its verdict. Open the printed URL meanwhile. Ctrl-C stops the demo and
-removes its data. See docs/demo.md.`
+in, the gate runs and prints its verdict. At the same minute payments v2 replaces v1 in a rolling
+update (slower) and a canary cart v2 (as fast) serves half of cart's traffic: spanwatch detects the
+three deployments itself and the demo prints their automatic verdicts as they arrive. Open the printed
+URL meanwhile. Ctrl-C stops the demo and removes its data. See docs/demo.md.`
 
 type demoCmd struct {
 	webAddr     string
@@ -78,6 +83,10 @@ func (c *demoCmd) run(ctx context.Context, stdout, stderr io.Writer) (err error)
 	opts := app.DefaultOptions()
 	opts.Config = config.Default()
 	opts.Config.SpanMetrics.MetricsFlushInterval = time.Duration(c.flush)
+	opts.Config.Gate.Window = time.Duration(c.window)
+	opts.Config.Deploy.PollInterval = time.Duration(c.poll)
+	opts.Config.Deploy.MaxWait = time.Duration(c.maxWait)
+	opts.Config.Deploy.ActivityWindow = 4 * time.Duration(c.flush)
 	opts.Storage.Path = dir
 	opts.WebAddress, opts.MetricsAddress = c.webAddr, c.metricsAddr
 	opts.Ingest.GRPCAddress, opts.Ingest.HTTPAddress = c.grpcAddr, ""
@@ -100,15 +109,18 @@ func (c *demoCmd) run(ctx context.Context, stdout, stderr io.Writer) (err error)
 
 	sc := loadgen.Shop()
 	canary := time.Duration(c.canaryAfter)
+	// The built-in timeline starts its deploys at 60s: scale it.
+	scale := func(d time.Duration) time.Duration {
+		return time.Duration(float64(d) * float64(canary) / float64(time.Minute))
+	}
 	for i := range sc.Services {
 		for j := range sc.Services[i].Versions {
-			if sc.Services[i].Versions[j].Start > 0 {
-				sc.Services[i].Versions[j].Start = canary
-			}
+			v := &sc.Services[i].Versions[j]
+			v.Start, v.Stop, v.Ramp = scale(v.Start), scale(v.Stop), scale(v.Ramp)
 		}
 	}
 	for i := range sc.Changes {
-		sc.Changes[i].At = canary
+		sc.Changes[i].At = scale(sc.Changes[i].At)
 	}
 	exp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(a.OTLPGRPCAddr().String()), otlptracegrpc.WithInsecure())
 	if err != nil {
@@ -125,7 +137,19 @@ func (c *demoCmd) run(ctx context.Context, stdout, stderr io.Writer) (err error)
 		err = errors.Join(err, <-loadDone)
 	}()
 
+	autoCtx, stopAuto := context.WithCancel(ctx)
+	autoDone := make(chan struct{})
+	go func() {
+		defer close(autoDone)
+		printAutomaticVerdicts(autoCtx, url, time.Duration(c.poll), stdout, "payments", "cart")
+	}()
+	defer func() {
+		stopAuto()
+		<-autoDone
+	}()
+
 	fmt.Fprintf(stderr, "demo: the canary checkout v2 starts in %s; the gate runs %s later\n", model.Duration(canary), c.gateAfter)
+	fmt.Fprintf(stderr, "demo: at the same time payments v2 replaces v1 in a rolling update and a canary cart v2 starts; spanwatch judges every deployment itself\n")
 	if !sleepOrDone(ctx, canary) {
 		return nil
 	}
@@ -151,6 +175,13 @@ func (c *demoCmd) run(ctx context.Context, stdout, stderr io.Writer) (err error)
 		gateUsage: "usage error", gateBackend: "backend error"}[code]
 	fmt.Fprintf(stdout, "spanwatch demo: the gate says %s (exit code %d). The UI stays at %s/ until Ctrl-C.\n", verdict, code, url)
 	if c.exitAfter {
+		// And the automatic verdicts of the rolling update and the canary.
+		select {
+		case <-autoDone:
+		case <-ctx.Done():
+		case <-time.After(time.Duration(c.maxWait) + time.Duration(c.canaryAfter)):
+			fmt.Fprintln(stderr, "demo: no automatic verdict for every deployment in time")
+		}
 		return nil
 	}
 	<-ctx.Done()
@@ -185,4 +216,49 @@ func shellJoin(args []string) string {
 		s += "'" + a + "'"
 	}
 	return s
+}
+
+// printAutomaticVerdicts prints each deployment verdict the server reaches,
+// once, until those of every service in wait are in or ctx ends.
+func printAutomaticVerdicts(ctx context.Context, base string, poll time.Duration, stdout io.Writer, wait ...string) {
+	printed := map[string]bool{}
+	pending := map[string]bool{}
+	for _, s := range wait {
+		pending[s] = true
+	}
+	for len(pending) > 0 {
+		if !sleepOrDone(ctx, poll) {
+			return
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/v1/deployments", nil)
+		if err != nil {
+			return
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			continue
+		}
+		var env struct {
+			Data []serverDeployment `json:"data"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&env)
+		_ = resp.Body.Close()
+		if err != nil {
+			continue
+		}
+		for i := len(env.Data) - 1; i >= 0; i-- { // oldest first
+			d := env.Data[i]
+			if d.State != "decided" || printed[d.ID] {
+				continue
+			}
+			printed[d.ID] = true
+			delete(pending, d.Service)
+			reason := d.Reason
+			if !strings.HasPrefix(reason, d.Verdict) {
+				reason = d.Verdict + ": " + reason
+			}
+			fmt.Fprintf(stdout, "spanwatch demo: automatic verdict: %s %s (%s, replacing %s): %s\n",
+				d.Service, d.Version, d.Shape, d.PreviousVersion, reason)
+		}
+	}
 }

@@ -34,6 +34,9 @@ func TestDemoShortTimeline(t *testing.T) {
 	require.Regexp(t, `POST /charge .*regression`, out.String(), "stderr:\n%s", errb.String())
 	require.Contains(t, out.String(), "the gate says regression (exit code 1)")
 	require.Contains(t, errb.String(), "canary checkout v2 now serves")
+	// The automatic verdicts: the rolling update regresses, the canary not.
+	require.Regexp(t, `automatic verdict: payments v2 \((rolling|canary), replacing v1\): regression`, out.String(), "stderr:\n%s", errb.String())
+	require.Regexp(t, `automatic verdict: cart v2 \(canary, replacing v1\): pass`, out.String(), "stderr:\n%s", errb.String())
 	dir := regexp.MustCompile(`data in (\S+),`).FindStringSubmatch(out.String())
 	require.Len(t, dir, 2)
 	_, err := os.Stat(filepath.Clean(dir[1]))

@@ -70,6 +70,7 @@ type gateCmd struct {
 	kubeconfig     string
 	dryRun         bool
 	timeout        model.Duration
+	deployment     string
 	now            func() time.Time
 }
 
@@ -112,6 +113,8 @@ func newGateCmd(a *kingpin.Application) *gateCmd {
 	cmd.Flag("kubeconfig", "kubeconfig for --rollback; default: in-cluster config, else $KUBECONFIG or ~/.kube/config.").StringVar(&c.kubeconfig)
 	cmd.Flag("dry-run", "With --rollback: print what would change, change nothing.").BoolVar(&c.dryRun)
 	cmd.Flag("query.timeout", "Timeout of each query.").Default("30s").SetValue(&c.timeout)
+	cmd.Flag("deployment", "Wait for the verdict spanwatch serve reached on its own for this deployment of --service (latest, or a service.version) instead of comparing here; --url must be a spanwatch server. Same exit codes; --max-wait bounds the wait, --rollback applies to a regression. See docs/deployments.md.").
+		PlaceHolder("latest|VERSION").StringVar(&c.deployment)
 	return c
 }
 
@@ -245,6 +248,9 @@ func (c *gateCmd) execute(ctx context.Context, stdout, stderr io.Writer) (int, e
 	if err != nil {
 		return gateUsage, fmt.Errorf("--url: %w", err)
 	}
+	if c.deployment != "" {
+		return c.waitDeployment(ctx, client, stdout, stderr)
+	}
 	req, err := c.request()
 	if err != nil {
 		return gateUsage, err
@@ -277,21 +283,25 @@ func (c *gateCmd) execute(ctx context.Context, stdout, stderr io.Writer) (int, e
 	if rep.Rollback != "" {
 		fmt.Fprintf(stderr, "rollback: %s\n", rep.Rollback)
 	}
-	code := gatePass
-	switch rep.Verdict {
+	return c.exitCode(rep.Verdict), err
+}
+
+// exitCode maps a verdict to the exit code, with --on-inconclusive.
+func (c *gateCmd) exitCode(v regress.Verdict) int {
+	switch v {
 	case regress.Regression:
-		code = gateRegression
+		return gateRegression
 	case regress.Inconclusive:
 		switch c.cfg.OnInconclusive {
 		case gate.OnInconclusivePass:
-			code = gatePass
+			return gatePass
 		case gate.OnInconclusiveFail:
-			code = gateRegression
+			return gateRegression
 		default:
-			code = gateInconclusive
+			return gateInconclusive
 		}
 	}
-	return code, err
+	return gatePass
 }
 
 // cliRequestError names the flag behind a request error.

@@ -93,6 +93,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// DeployManualPolls runs no deployment poll loop: PollDeployments
+	// takes each look (simulations and tests with a simulated clock).
+	DeployManualPolls bool
 }
 
 // DefaultOptions returns the defaults of `spanwatch serve`.
@@ -135,6 +138,7 @@ type App struct {
 	engine   *query.Engine
 	remotes  []*export.RemoteWriter
 	rules    *rules.Manager
+	deploy   *watcher
 	metrics  *web.Server
 	web      *web.Server
 	sinks    []sink
@@ -228,6 +232,10 @@ func New(opts Options) (*App, error) {
 	}
 	wmux.Handle(api.ComparePath, api.CompareHandler(&gate.Comparer{API: query.HandlerAPI(wmux), Defaults: opts.Config.Gate, Now: a.now},
 		a.logger.With("component", "compare")))
+	if err := a.newDeploy(wmux); err != nil {
+		_ = a.closeStore()
+		return nil, err
+	}
 	if opts.EnablePprof {
 		wmux.HandleFunc("/debug/pprof/", pprof.Index)
 		wmux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -263,6 +271,9 @@ func (a *App) Start() error {
 	}
 	if a.rules != nil {
 		a.rules.Start()
+	}
+	if a.deploy != nil && !a.opts.DeployManualPolls {
+		a.deploy.run()
 	}
 	a.stopFlush, a.flushDone = make(chan struct{}), make(chan struct{})
 	go a.flushLoop()
@@ -335,6 +346,9 @@ func (a *App) Shutdown(ctx context.Context) error {
 			close(a.stopFlush)
 			<-a.flushDone
 			a.Flush()
+		}
+		if a.deploy != nil {
+			a.deploy.stop()
 		}
 		if a.rules != nil {
 			a.rules.Stop()

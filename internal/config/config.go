@@ -10,6 +10,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/spanwatch/spanwatch/internal/deploy"
 	"github.com/spanwatch/spanwatch/internal/export"
 	"github.com/spanwatch/spanwatch/internal/field"
 	"github.com/spanwatch/spanwatch/internal/gate"
@@ -34,6 +35,8 @@ type File struct {
 	Gate gate.Config `yaml:"gate"`
 	// Rules configures rule evaluation and the built-in alert pack.
 	Rules rules.Config `yaml:"rules"`
+	// Deploy configures automatic deployment detection and verdicts.
+	Deploy deploy.Config `yaml:"deploy"`
 	// OTLP sets TLS and authentication of the OTLP receivers; their
 	// addresses and size limit are flags.
 	OTLP ingest.ReceiversConfig `yaml:"otlp"`
@@ -53,6 +56,7 @@ func (f *File) sections() []section {
 		{"remote_write", f.validateRemoteWrite},
 		{"gate", f.Gate.Validate},
 		{"rules", f.Rules.Validate},
+		{"deploy", f.Deploy.Validate},
 		{"otlp", f.OTLP.Validate},
 	}
 }
@@ -80,6 +84,7 @@ func Default() *File {
 		Exposition:  spanmetrics.DefaultNamingConfig(),
 		Gate:        gate.DefaultConfig(),
 		Rules:       rules.DefaultConfig(),
+		Deploy:      deploy.DefaultConfig(),
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/spanwatch/spanwatch/internal/deploy"
 	"github.com/spanwatch/spanwatch/internal/export"
 	"github.com/spanwatch/spanwatch/internal/field"
 	"github.com/spanwatch/spanwatch/internal/gate"
@@ -251,7 +252,7 @@ exposition:
 		{
 			name:    "collector config",
 			in:      "connectors:\n  spanmetrics: {}\n",
-			wantErr: []string{`config.yaml:1: connectors: unknown key (sections are spanmetrics, exposition, remote_write, gate, rules, otlp)`},
+			wantErr: []string{`config.yaml:1: connectors: unknown key (sections are spanmetrics, exposition, remote_write, gate, rules, deploy, otlp)`},
 		},
 		{
 			name: "unknown key in a section",
@@ -394,7 +395,7 @@ exposition:
 		{
 			name:    "top level is not a mapping",
 			in:      "- spanmetrics\n",
-			wantErr: []string{`config.yaml:1: expected a mapping of sections (spanmetrics, exposition, remote_write, gate, rules, otlp), got a list`},
+			wantErr: []string{`config.yaml:1: expected a mapping of sections (spanmetrics, exposition, remote_write, gate, rules, deploy, otlp), got a list`},
 		},
 		{
 			name: "syntax error",
@@ -558,6 +559,8 @@ func TestLoadFull(t *testing.T) {
 			ResourceMetricsCacheSize:    2000,
 			Exemplars:                   spanmetrics.ExemplarsConfig{Enabled: true, MaxPerDataPoint: 5},
 		},
+		Deploy: deploy.Config{Enabled: false, PollInterval: 30 * time.Second, MaxWait: 20 * time.Minute, ActivityWindow: 2 * time.Minute,
+			Lookback: 12 * time.Hour, AlertOnInconclusive: true, MaxEvents: 50, MaxVersions: 20},
 		Exposition: spanmetrics.NamingConfig{
 			Namespace:   "jaeger_spm",
 			ConstLabels: map[string]string{"cluster": "production", "region": "eu-west-1"},

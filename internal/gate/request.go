@@ -56,8 +56,11 @@ type Request struct {
 
 // ArmRequest selects one population. Matchers narrow the arm in every mode;
 // Offset (baseline only) shifts its window back; Start and End, together
-// on both arms, are an explicit range. Times are RFC3339, "now" or an
-// offset before now ("-10m").
+// on both arms, are an explicit range. A candidate with Start alone and a
+// baseline range is a before/after comparison: the candidate runs from
+// Start to each look's time, growing, and the thresholds are offset mode's
+// (the arms are time-shifted). Times are RFC3339, "now" or an offset before
+// now ("-10m").
 type ArmRequest struct {
 	Matchers string `json:"matchers"`
 	Offset   string `json:"offset"`
@@ -115,6 +118,11 @@ type Plan struct {
 
 // Offset reports whether the baseline is the same window shifted back.
 func (p *Plan) Offset() bool { return p.Baseline.Offset > 0 }
+
+// TimeShifted reports whether the arms cover different times: the baseline
+// shifted back, or a baseline range before a growing candidate. Such plans
+// decide with offset mode's wider thresholds.
+func (p *Plan) TimeShifted() bool { return p.Offset() || p.Candidate.Open() }
 
 // Span kinds a request may name, and their label values.
 var spanKinds = map[string]string{
@@ -178,6 +186,12 @@ func NewPlan(req *Request, defaults Config, now time.Time) (*Plan, error) {
 	if p.Offset() {
 		p.Notes = append(p.Notes, fmt.Sprintf("comparing with the same window %s earlier: daily traffic patterns and noisy neighbours look like regressions; prefer two versions in the same window",
 			model.Duration(p.Baseline.Offset)))
+	}
+	if p.Candidate.Open() {
+		p.Notes = append(p.Notes, fmt.Sprintf("time-shifted: the baseline ran %s, the candidate from %s on; traffic that changed in between looks like a regression",
+			p.Baseline.Describe(p.Config.Window), p.Candidate.Start.UTC().Format(time.RFC3339)))
+	}
+	if p.TimeShifted() {
 		if note := p.widenForOffset(explicit); note != "" {
 			p.Notes = append(p.Notes, note)
 		}
@@ -254,6 +268,13 @@ func (p *Plan) arms(req *Request, now time.Time) error {
 	switch {
 	case p.Candidate.Offset > 0:
 		return badf("candidate.offset", "the candidate is always the latest window; shift the baseline back instead")
+	case p.Baseline.Open():
+		return badf("baseline.end", "the baseline needs an end; only the candidate may run to each look's time")
+	case p.Candidate.Open() && p.Baseline.End.IsZero():
+		return badf("baseline", "a candidate with a start and no end needs a baseline range (start and end)")
+	case p.Candidate.Open() && p.Baseline.End.After(p.Candidate.Start):
+		return badf("baseline.end", "a before/after comparison needs the baseline to end by the candidate's start")
+	case p.Candidate.Open():
 	case p.Baseline.End.IsZero() != p.Candidate.End.IsZero():
 		return badf("", "baseline and candidate ranges go together: give start and end on both")
 	}
@@ -283,13 +304,16 @@ func parseArm(p parser.Parser, name string, a ArmRequest, now time.Time) (Arm, e
 		return arm, nil
 	}
 	switch {
-	case a.Start == "" || a.End == "":
+	case a.Start == "" || (a.End == "" && name != "candidate"):
 		return arm, badf(name, "start and end go together")
 	case arm.Offset > 0:
 		return arm, badf(name, "choose offset or start/end")
 	}
 	if arm.Start, err = ParseTime(a.Start, now); err != nil {
 		return arm, badf(name+".start", "%v", err)
+	}
+	if a.End == "" {
+		return arm, nil // open: from Start to each look's time
 	}
 	if arm.End, err = ParseTime(a.End, now); err != nil {
 		return arm, badf(name+".end", "%v", err)

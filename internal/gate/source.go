@@ -83,8 +83,12 @@ type Arm struct {
 	// Offset shifts the window back.
 	Offset time.Duration
 	// Start and End, when set, are an explicit range (the window is ignored).
+	// Start alone is an open range: from Start to each look's time.
 	Start, End time.Time
 }
+
+// Open reports whether the arm runs from Start to each look's time.
+func (a Arm) Open() bool { return !a.Start.IsZero() && a.End.IsZero() }
 
 // Describe renders the arm for reports.
 func (a Arm) Describe(window time.Duration) string {
@@ -95,6 +99,8 @@ func (a Arm) Describe(window time.Duration) string {
 	switch {
 	case !a.End.IsZero():
 		parts = append(parts, a.Start.UTC().Format(time.RFC3339)+" … "+a.End.UTC().Format(time.RFC3339))
+	case a.Open():
+		parts = append(parts, "since "+a.Start.UTC().Format(time.RFC3339))
 	case a.Offset > 0:
 		parts = append(parts, "last "+model.Duration(window).String()+" offset "+model.Duration(a.Offset).String())
 	default:
@@ -163,6 +169,10 @@ func (s *Source) selector(arm Arm, extra ...*labels.Matcher) string {
 func rangeAndTime(arm Arm, now time.Time, window time.Duration) (string, time.Time) {
 	if !arm.End.IsZero() {
 		return "[" + model.Duration(arm.End.Sub(arm.Start)).String() + "]", arm.End
+	}
+	if arm.Open() {
+		// Before Start the arm is empty; a millisecond range holds nothing.
+		return "[" + model.Duration(max(now.Sub(arm.Start), time.Millisecond)).String() + "]", now
 	}
 	r := "[" + model.Duration(window).String() + "]"
 	if arm.Offset > 0 {

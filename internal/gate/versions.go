@@ -8,10 +8,12 @@ import (
 
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/spanwatch/spanwatch/internal/deploy"
 )
 
 // VersionLabel is the label of service.version.
-const VersionLabel = "service_version"
+const VersionLabel = deploy.VersionLabel
 
 // Version is a service version seen in the window, with when it first
 // served traffic within the lookback.
@@ -44,8 +46,7 @@ func (s *Source) Versions(ctx context.Context, now time.Time, window, lookback t
 	seen := map[string]time.Time{}
 	step := max(lookback/240, 15*time.Second)
 	for _, r := range []struct{ rng, step time.Duration }{{lookback, step}, {step, 15 * time.Second}} {
-		first, err := s.query(ctx, fmt.Sprintf("min by (%s) (min_over_time(timestamp(%s%s)[%s:%s]))",
-			VersionLabel, s.Series.Calls, sel, model.Duration(r.rng), model.Duration(r.step)), now)
+		first, err := s.query(ctx, deploy.FirstSeenExpr(s.Series.Calls, sel, r.rng, r.step), now)
 		if err != nil {
 			return nil, err
 		}

@@ -219,28 +219,27 @@ func (g *Generator) pickEntry() entry {
 	return g.entries[len(g.entries)-1]
 }
 
-// pickVersion chooses among the versions serving at elapsed.
+// pickVersion chooses among the versions serving at elapsed, by weight.
 func (g *Generator) pickVersion(s *Service, elapsed time.Duration) string {
 	total := 0.0
-	for _, v := range s.Versions {
-		if v.Start <= elapsed {
-			total += v.Share
-		}
+	for i := range s.Versions {
+		total += s.Versions[i].weight(elapsed)
 	}
 	if total == 0 {
 		return s.Versions[0].Name
 	}
 	x := g.rng.Float64() * total
 	last := s.Versions[0].Name
-	for _, v := range s.Versions {
-		if v.Start > elapsed {
+	for i := range s.Versions {
+		w := s.Versions[i].weight(elapsed)
+		if w == 0 {
 			continue
 		}
-		if x < v.Share {
-			return v.Name
+		if x < w {
+			return s.Versions[i].Name
 		}
-		x -= v.Share
-		last = v.Name
+		x -= w
+		last = s.Versions[i].Name
 	}
 	return last
 }

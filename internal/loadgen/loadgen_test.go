@@ -230,3 +230,19 @@ func TestExampleScenarioLoads(t *testing.T) {
 	_, err = Load("testdata/missing.yaml")
 	require.Error(t, err)
 }
+
+func TestVersionWeightRamps(t *testing.T) {
+	old := Version{Name: "v1", Share: 1, Stop: 120 * time.Second, Ramp: 60 * time.Second}
+	next := Version{Name: "v2", Share: 1, Start: 60 * time.Second, Ramp: 60 * time.Second}
+	for _, tc := range []struct {
+		at        time.Duration
+		old, next float64
+	}{{0, 1, 0}, {60 * time.Second, 1, 0}, {90 * time.Second, 0.5, 0.5}, {120 * time.Second, 0, 1}, {time.Hour, 0, 1}} {
+		if got := old.weight(tc.at); got != tc.old {
+			t.Errorf("v1 at %s: %g, want %g", tc.at, got, tc.old)
+		}
+		if got := next.weight(tc.at); got != tc.next {
+			t.Errorf("v2 at %s: %g, want %g", tc.at, got, tc.next)
+		}
+	}
+}

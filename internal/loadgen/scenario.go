@@ -46,6 +46,28 @@ type Version struct {
 	Share float64 `yaml:"share"`
 	// Start is when the version starts serving (e.g. 60s for a canary).
 	Start time.Duration `yaml:"start"`
+	// Stop, when set, is when the version stops serving (a rolling update
+	// replaces it); 0 serves to the end.
+	Stop time.Duration `yaml:"stop"`
+	// Ramp spreads the start and the stop over this long: the share grows
+	// linearly from 0 after Start (a Start after 0) and falls linearly to 0 before Stop, as a
+	// rolling update moves traffic pod by pod.
+	Ramp time.Duration `yaml:"ramp"`
+}
+
+// weight is the version's share at elapsed.
+func (v *Version) weight(elapsed time.Duration) float64 {
+	if elapsed < v.Start || (v.Stop > 0 && elapsed >= v.Stop) {
+		return 0
+	}
+	w := v.Share
+	if v.Ramp > 0 && v.Start > 0 { // serving from the beginning: no ramp up
+		w *= min(1, float64(elapsed-v.Start)/float64(v.Ramp))
+	}
+	if v.Ramp > 0 && v.Stop > 0 {
+		w = min(w, v.Share*float64(v.Stop-elapsed)/float64(v.Ramp))
+	}
+	return w
 }
 
 // Operation is a span name a service serves.
@@ -207,6 +229,10 @@ func (sc *Scenario) Validate() error {
 				return keyErr(vp+".share", "must not be negative, got %g", v.Share)
 			case v.Start < 0:
 				return keyErr(vp+".start", "must not be negative, got %s", v.Start)
+			case v.Stop < 0 || (v.Stop > 0 && v.Stop <= v.Start):
+				return keyErr(vp+".stop", "must be after start (%s), got %s", v.Start, v.Stop)
+			case v.Ramp < 0:
+				return keyErr(vp+".ramp", "must not be negative, got %s", v.Ramp)
 			}
 		}
 		for j := range s.Operations {

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	prules "github.com/prometheus/prometheus/rules"
 	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/util/strutil"
 
 	"github.com/spanwatch/spanwatch/internal/spanmetrics"
 )
@@ -322,7 +323,36 @@ func (m *Manager) notify(ctx context.Context, expr string, alerts ...*prules.Ale
 		prules.SendAlerts(m.notifier, m.opts.ExternalURL)(ctx, expr, alerts...)
 	}
 	if m.webhook != nil {
-		m.webhook.send(expr, alerts)
+		m.webhook.send(m.opts.ExternalURL+strutil.TableLinkForExpression(expr), alerts)
+	}
+}
+
+// Send delivers alerts that no rule evaluates (deployment verdicts)
+// through the same Alertmanager notifier and webhooks as the rules'
+// alerts, with generator as each alert's link. An alert ends at its
+// ValidUntil unless resolved. Before Start (or after Stop) nothing is sent.
+func (m *Manager) Send(generator string, alerts ...*prules.Alert) {
+	m.mu.Lock()
+	live := m.started && !m.stopped
+	m.mu.Unlock()
+	if !live || len(alerts) == 0 {
+		return
+	}
+	if m.notifier != nil {
+		var out []*notifier.Alert
+		for _, a := range alerts {
+			na := &notifier.Alert{StartsAt: a.FiredAt, Labels: a.Labels, Annotations: a.Annotations, GeneratorURL: generator}
+			if !a.ResolvedAt.IsZero() {
+				na.EndsAt = a.ResolvedAt
+			} else {
+				na.EndsAt = a.ValidUntil
+			}
+			out = append(out, na)
+		}
+		m.notifier.Send(out...)
+	}
+	if m.webhook != nil {
+		m.webhook.send(generator, alerts)
 	}
 }
 

@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	prules "github.com/prometheus/prometheus/rules"
-	"github.com/prometheus/prometheus/util/strutil"
 )
 
 // WebhookMessage is Alertmanager's webhook payload (version 4), so that
@@ -84,8 +83,9 @@ func newWebhookSender(urls []string, externalURL string, ext map[string]string, 
 	return w, nil
 }
 
-// send queues the alerts of one rule evaluation as one message.
-func (w *webhookSender) send(expr string, alerts []*prules.Alert) {
+// send queues the alerts of one rule evaluation as one message; each
+// links to generator (the rule's expression in the UI).
+func (w *webhookSender) send(generator string, alerts []*prules.Alert) {
 	if len(alerts) == 0 {
 		return
 	}
@@ -113,7 +113,7 @@ func (w *webhookSender) send(expr string, alerts []*prules.Alert) {
 			Status: status, Labels: lm, Annotations: a.Annotations.Map(), StartsAt: a.FiredAt, EndsAt: endsAt,
 			// The link and the fingerprint Prometheus and Alertmanager
 			// give the same alert, so receivers can match both routes.
-			GeneratorURL: w.external + strutil.TableLinkForExpression(expr),
+			GeneratorURL: generator,
 			Fingerprint:  labelSetOf(lm).Fingerprint().String(),
 		})
 		if i == 0 {

@@ -114,10 +114,11 @@ type Simulation struct {
 	Exp   *otlptrace.Exporter
 }
 
-// NewSimulation starts spanwatch with its clock at start.
-func NewSimulation(t testing.TB, cfg *config.File, start time.Time) *Simulation {
+// NewSimulation starts spanwatch with its clock at start; mutate changes
+// the options after the clock is set.
+func NewSimulation(t testing.TB, cfg *config.File, start time.Time, mutate ...func(*app.Options)) *Simulation {
 	c := NewClock(start)
-	a := StartApp(t, cfg, func(o *app.Options) { o.Now = c.Now })
+	a := StartApp(t, cfg, append([]func(*app.Options){func(o *app.Options) { o.Now = c.Now }}, mutate...)...)
 	exp, err := otlptracegrpc.New(context.Background(), otlptracegrpc.WithEndpoint(a.OTLPGRPCAddr().String()),
 		otlptracegrpc.WithInsecure(), otlptracegrpc.WithRetry(otlptracegrpc.RetryConfig{Enabled: false}))
 	require.NoError(t, err)
