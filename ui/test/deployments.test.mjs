@@ -41,15 +41,22 @@ test("an arm's version comes out of its matchers, escapes undone", () => {
 test("a before/after verdict opens Compare on its two windows and versions", () => {
   const p = d.compareParams({
     ...event,
-    request: {
-      baseline: { matchers: 'service_version="v1"', start: "2026-12-04T09:55:00Z", end: "2026-12-04T10:00:00Z" },
-      candidate: { matchers: 'service_version="v2"', start: "2026-12-04T10:05:00.250Z", end: "2026-12-04T10:10:00Z" },
+    compared: {
+      baseline: { matchers: 'service_name="checkout", service_version="v1"', start: "2026-12-04T09:55:00Z", end: "2026-12-04T10:00:00Z" },
+      candidate: { matchers: 'service_name="checkout", service_version="v2"', start: "2026-12-04T10:05:00.250Z" },
     },
+    decided_at: "2026-12-04T10:10:00Z",
   });
-  assert.deepEqual(p, { service: "checkout", base: "v1", cand: "v2", kind: null, mode: "ranges", bstart: "1796378100", bend: "1796378400", cstart: "1796378700", cend: "1796379000" });
+  assert.deepEqual(p, { service: "checkout", base: "v1", cand: "v2", mode: "ranges", bstart: "1796378100", bend: "1796378400", cstart: "1796378700", cend: "1796379000" });
+});
+
+test("a before/after comparison still watched ends now", () => {
+  const compared = { baseline: { matchers: 'service_version="v1"', start: "2026-12-04T09:55:00Z", end: "2026-12-04T10:00:00Z" }, candidate: { matchers: 'service_version="v2"', start: "2026-12-04T10:05:00Z" } };
+  assert.equal(d.compareParams({ ...event, state: "watching", compared }, 1796378800).cend, "1796378800");
 });
 
 test("a canary verdict opens Compare on its two versions in one window", () => {
-  assert.deepEqual(d.compareParams({ ...event, shape: "canary", request: { window: "10m", span_kind: "consumer" } }), { service: "checkout", base: "v1", cand: "v2", kind: "consumer", window: "10m" });
-  assert.deepEqual(d.compareParams(event), { service: "checkout", base: "v1", cand: "v2", kind: null });
+  const compared = { baseline: { matchers: 'service_version="v1"' }, candidate: { matchers: 'service_version="v2"' } };
+  assert.deepEqual(d.compareParams({ ...event, shape: "canary", compared }), { service: "checkout", base: "v1", cand: "v2" });
+  assert.deepEqual(d.compareParams(event), { service: "checkout", base: "v1", cand: "v2" });
 });

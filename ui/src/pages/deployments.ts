@@ -53,19 +53,20 @@ export function armVersion(a: DeploymentArm | undefined): string {
 /**
  * The Compare page's parameters for what a deployment's verdict compared:
  * its two versions, over the event's two windows when the verdict was a
- * before/after comparison (rolling, switch), else in the same window.
+ * before/after comparison (rolling, switch), else in the same window. An
+ * open candidate range ends when the verdict was decided (or now).
  */
-export function compareParams(d: Deployment): Record<string, string | null> {
-  const base = armVersion(d.request?.baseline) || d.previous_version || "";
-  const cand = armVersion(d.request?.candidate) || d.version;
-  const out: Record<string, string | null> = { service: d.service, base, cand, kind: d.request?.span_kind && d.request.span_kind !== "server" ? d.request.span_kind : null };
-  const b = d.request?.baseline;
-  const c = d.request?.candidate;
-  const [bs, be, cs, ce] = [b?.start, b?.end, c?.start, c?.end].map(unixOf);
-  if ([bs, be, cs, ce].every(Number.isFinite)) {
+export function compareParams(d: Deployment, now = Date.now() / 1000): Record<string, string | null> {
+  const b = d.compared?.baseline;
+  const c = d.compared?.candidate;
+  const base = armVersion(b) || d.previous_version || "";
+  const cand = armVersion(c) || d.version;
+  const out: Record<string, string | null> = { service: d.service, base, cand };
+  const decided = unixOf(d.decided_at);
+  const [bs, be, cs] = [b?.start, b?.end, c?.start].map(unixOf);
+  const ce = c?.end ? unixOf(c.end) : Number.isFinite(decided) ? decided : now;
+  if ([bs, be, cs, ce].every(Number.isFinite) && ce > cs) {
     Object.assign(out, { mode: "ranges", bstart: String(Math.floor(bs)), bend: String(Math.ceil(be)), cstart: String(Math.floor(cs)), cend: String(Math.ceil(ce)) });
-  } else if (d.request?.window) {
-    out.window = d.request.window;
   }
   return out;
 }
@@ -130,11 +131,20 @@ export async function renderDeployments(main: HTMLElement, ctx: PageContext) {
     status,
     list,
   );
-  const events = await deployments(ctx, { service: service || undefined, limit: 200 });
+  const { events, withoutVersion } = await deployments(ctx, { service: service || undefined, limit: 200 });
+  if (withoutVersion.length) {
+    status.after(
+      h(
+        "p",
+        { class: "warn-note", role: "note" },
+        `No deployments can be seen for ${withoutVersion.join(", ")}: ${withoutVersion.length === 1 ? "its spans carry" : "their spans carry"} no service.version resource attribute. Set it in the SDK (OTEL_RESOURCE_ATTRIBUTES=service.version=…) to have every new version judged.`,
+      ),
+    );
+  }
   if (!events.length) {
     status.textContent = service
       ? `No deployments of ${service} yet.`
-      : "No deployments yet. A deployment is recorded when a service starts serving a new service.version; services that send no service.version resource attribute get none.";
+      : "No deployments yet. A deployment is recorded when a service starts serving a new service.version.";
     return;
   }
   const decided = events.filter((d) => d.state === "decided");
@@ -162,6 +172,10 @@ export async function renderDeployment(main: HTMLElement, ctx: PageContext, id: 
     ["First seen", Number.isFinite(first) ? `${new Date(first * 1000).toLocaleString()} (${age(first)})` : d.first_seen],
   ];
   if (d.namespace) facts.splice(1, 0, ["Namespace", d.namespace]);
+  if (d.environment) facts.splice(1, 0, ["Environment", d.environment]);
+  if ((d.previous_versions?.length ?? 0) > 1) facts.push(["Serving when it appeared", d.previous_versions!.join(", ")]);
+  facts.push(["Compared", d.mode === "before-after" ? "before/after: the previous version before its traffic fell, the new one after the rollout (time-shifted, wider thresholds)" : d.mode === "same-window" ? "side by side: both versions in the same window" : "not yet"]);
+  if (d.rebuilt) facts.push(["Found", "in stored data (the deploy happened while spanwatch was not watching)"]);
   if (Number.isFinite(decided)) facts.push(["Decided", `${new Date(decided * 1000).toLocaleString()} (${Math.round(decided - first)} s after first seen)`]);
   const rep = d.report as Report | undefined;
   clear(

@@ -260,7 +260,7 @@ export async function renderService(main: HTMLElement, ctx: PageContext, service
   // Deploy markers: the server's deployments of this service in the range
   // (null: a server without the deployments API, which gets first-traffic markers).
   const deployMarkers = deployments(ctx, { service, since: tr.start, limit: 200 }).then(
-    (ds) => {
+    ({ events: ds }) => {
       const inRange = ds.filter((d) => d.service === service && unixOf(d.first_seen) >= tr.start && unixOf(d.first_seen) <= tr.end).reverse();
       const out: Marker[] = inRange.map((d) => {
         const verdict = d.state === "watching" ? "watching" : d.verdict;

@@ -175,8 +175,11 @@ export async function renderServices(main: HTMLElement, ctx: PageContext) {
   // deployment. A server without the deployments API gets the gate's
   // comparison of the two versions that served traffic in its window.
   let events: Deployment[] | null;
+  let unversioned = new Set<string>();
   try {
-    events = await deployments(ctx, { limit: 1000 });
+    const ds = await deployments(ctx, { limit: 1000 });
+    events = ds.events;
+    unversioned = new Set(ds.withoutVersion);
   } catch (e) {
     if (ctx.signal.aborted) return;
     if (!(e instanceof APIError && (e.status === 404 || e.status === 405))) ctx.showError(e);
@@ -189,7 +192,7 @@ export async function renderServices(main: HTMLElement, ctx: PageContext) {
       const d = latest.get(r.name);
       const cell = verdictCells.get(r.name)!;
       if (!d) {
-        const why = r.versions.length ? "no deployment seen: one version since spanwatch started watching" : "no service.version resource attribute: deployments cannot be told apart";
+        const why = unversioned.has(r.name) || !r.versions.length ? "no service.version resource attribute: deployments cannot be told apart" : "no deployment seen: one version since spanwatch started watching";
         clear(cell, h("span", { class: "muted", title: why }, "–"));
         continue;
       }
