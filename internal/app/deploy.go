@@ -290,6 +290,12 @@ func (w *watcher) judge(e *deploy.Event) {
 			req.Baseline.End = win.BaselineEnd.UTC().Format(time.RFC3339Nano)
 			req.Candidate.Start = win.CandidateStart.UTC().Format(time.RFC3339Nano)
 		}
+		w.mu.Lock()
+		e.Compared = &deploy.Compared{
+			Baseline:  deploy.ComparedArm{Matchers: req.Baseline.Matchers, Start: req.Baseline.Start, End: req.Baseline.End},
+			Candidate: deploy.ComparedArm{Matchers: req.Candidate.Matchers, Start: req.Candidate.Start, End: req.Candidate.End},
+		}
+		w.mu.Unlock()
 		defaults := w.gateCfg
 		defaults.URL, defaults.Headers = "", nil
 		defaults.PollInterval = w.cfg.PollInterval

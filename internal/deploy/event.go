@@ -106,9 +106,27 @@ type Event struct {
 	// in the activity window (the rollout's end).
 	FallAt time.Time `json:"fall_at,omitzero"`
 	EndAt  time.Time `json:"end_at,omitzero"`
+	// Compared is what the latest look compared: the gate request's two
+	// arms (matchers and, before/after, their ranges; an open candidate
+	// range ends at the look), so that a reader can run the same comparison.
+	Compared *Compared `json:"compared,omitempty"`
 	// Rebuilt marks an event found in stored data rather than as it
 	// happened (after a restart without a record, or a deploy while down).
 	Rebuilt bool `json:"rebuilt,omitempty"`
+}
+
+// Compared is the two populations of an event's comparison, as the gate's
+// request arms take them (RFC 3339 times; empty: the arm's default).
+type Compared struct {
+	Baseline  ComparedArm `json:"baseline"`
+	Candidate ComparedArm `json:"candidate"`
+}
+
+// ComparedArm is one population of Compared.
+type ComparedArm struct {
+	Matchers string `json:"matchers"`
+	Start    string `json:"start,omitempty"`
+	End      string `json:"end,omitempty"`
 }
 
 // eventID is stable for one group, version and first-seen time.

@@ -121,13 +121,13 @@ func (h *uiHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f, ok := h.files[p]
 	switch {
 	case ok:
-	case p == "api" || strings.HasPrefix(p, "api/") || path.Ext(p) != "":
+	case p == "api" || strings.HasPrefix(p, "api/") || (path.Ext(p) != "" && !appRoute(p)):
 		// A missing asset or API path is a 404, not the app: a broken
 		// <script> must not receive HTML.
 		http.NotFound(w, r)
 		return
 	default:
-		// "/", "/service/checkout", "/compare": the app routes these.
+		// "/", "/service/checkout", "/compare", "/deployments/…": the app routes these.
 		f = h.index
 	}
 	hd := w.Header()
@@ -166,4 +166,11 @@ func etagMatches(header, etag string) bool {
 		}
 	}
 	return false
+}
+
+// appRoute reports whether p (without its leading slash) is a page of the
+// app whose last segment is a name the user chose: a service "api.v2" or a
+// deployment of version "1.4.0" has a dot but is no asset.
+func appRoute(p string) bool {
+	return strings.HasPrefix(p, "service/") || strings.HasPrefix(p, "deployments/")
 }

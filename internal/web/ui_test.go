@@ -28,7 +28,7 @@ func TestUIPlaceholderWithoutBundle(t *testing.T) {
 	h := newUIHandler(fstest.MapFS{
 		"placeholder.html": {Data: []byte("<p>build the UI with make ui</p>")},
 	})
-	for _, target := range []string{"/", "/service/checkout?range=1h", "/compare"} {
+	for _, target := range []string{"/", "/service/checkout?range=1h", "/compare", "/service/api.v2", "/deployments", "/deployments/checkout-1.4.0"} {
 		t.Run(target, func(t *testing.T) {
 			rec := serveUI(t, h, http.MethodGet, target, nil)
 			require.Equal(t, http.StatusOK, rec.Code)
@@ -129,6 +129,8 @@ func TestUIBundle(t *testing.T) {
 		{"/index.html", 200, "text/html; charset=utf-8", "app.js"},
 		{"/service/checkout?range=1h", 200, "text/html; charset=utf-8", "app.js"},
 		{"/compare?service=a%22b", 200, "text/html; charset=utf-8", "app.js"},
+		{"/service/api.v2", 200, "text/html; charset=utf-8", "app.js"}, // a dot in a service name is no asset
+		{"/deployments/checkout@1.4.0", 200, "text/html; charset=utf-8", "app.js"},
 		{"/app.js", 200, "text/javascript; charset=utf-8", "console.log"},
 		{"/app.css", 200, "text/css; charset=utf-8", "body"},
 		{"/uPlot.min.css", 200, "text/css; charset=utf-8", ".uplot"},

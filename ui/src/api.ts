@@ -16,6 +16,8 @@ export class APIError extends Error {
 
 interface Envelope<T> {
   status: "success" | "error";
+  /** GET /api/v1/deployments: services whose spans carry no service.version. */
+  services_without_version?: string[] | null;
   data?: T;
   errorType?: string;
   error?: string;
@@ -34,6 +36,11 @@ export interface RequestContext {
 }
 
 async function call<T>(ctx: RequestContext, path: string, params: URLSearchParams | null, what: string, init?: RequestInit): Promise<T> {
+  return (await callEnvelope<T>(ctx, path, params, what, init)).data as T;
+}
+
+/** call, returning the whole envelope: for answers with fields beside data. */
+async function callEnvelope<T>(ctx: RequestContext, path: string, params: URLSearchParams | null, what: string, init?: RequestInit): Promise<Envelope<T>> {
   const { signal } = ctx;
   signal?.throwIfAborted();
   let resp: Response;
@@ -58,7 +65,7 @@ async function call<T>(ctx: RequestContext, path: string, params: URLSearchParam
     throw new APIError(env.error ?? `HTTP ${resp.status}`, resp.status, env.errorType ?? "unknown", what);
   }
   for (const w of env.warnings ?? []) ctx.onWarning?.(w, what);
-  return env.data as T;
+  return env;
 }
 
 export type Labels = Record<string, string>;
@@ -156,4 +163,60 @@ export function val(s: VectorSample | undefined): number {
 /** Indexes a vector by one label. */
 export function byLabel(v: VectorSample[], label: string): Map<string, VectorSample> {
   return new Map(v.map((s) => [s.metric[label] ?? "", s]));
+}
+
+/** One population of a deployment's comparison: a gate request's arm, as the compare API takes it. */
+export interface DeploymentArm {
+  matchers?: string;
+  start?: string;
+  end?: string;
+}
+
+/** One deployment event of GET /api/v1/deployments. */
+export interface Deployment {
+  id: string;
+  service: string;
+  namespace?: string;
+  environment?: string;
+  version: string;
+  previous_version?: string;
+  previous_versions?: string[] | null;
+  shape: string;
+  first_seen: string;
+  state: "watching" | "decided";
+  verdict: "pass" | "regression" | "inconclusive" | "pending";
+  /** same-window (canary) or before-after (rolling, switch: time-shifted). */
+  mode?: string;
+  reason?: string;
+  decided_at?: string;
+  /** When the previous version's traffic started to fall, and when it stopped (the rollout's end). */
+  fall_at?: string;
+  end_at?: string;
+  /** Found in stored data (a deploy while spanwatch was down) rather than as it happened. */
+  rebuilt?: boolean;
+  /** What the latest look compared; an open candidate range ends at the look. */
+  compared?: { baseline?: DeploymentArm; candidate?: DeploymentArm };
+  /** The gate's JSON report, once there is one. */
+  report?: unknown;
+}
+
+/** The answer of GET /api/v1/deployments: events newest first, and the services that cannot have any. */
+export interface Deployments {
+  events: Deployment[];
+  withoutVersion: string[];
+}
+
+/** GET /api/v1/deployments, newest first. */
+export async function deployments(ctx: RequestContext, opts: { service?: string; since?: number; limit?: number } = {}): Promise<Deployments> {
+  const p = new URLSearchParams();
+  if (opts.service) p.set("service", opts.service);
+  if (opts.since !== undefined) p.set("since", String(opts.since));
+  if (opts.limit !== undefined) p.set("limit", String(opts.limit));
+  const env = await callEnvelope<Deployment[] | null>(ctx, "/api/v1/deployments", p, "deployments");
+  return { events: env.data ?? [], withoutVersion: env.services_without_version ?? [] };
+}
+
+/** GET /api/v1/deployments/{id}. */
+export async function deployment(ctx: RequestContext, id: string): Promise<Deployment> {
+  return call<Deployment>(ctx, `/api/v1/deployments/${encodeURIComponent(id)}`, null, "deployment");
 }

@@ -30,7 +30,14 @@ export function fmtUnit(v: number | null | undefined, unit: Unit): string {
 export interface Marker {
   t: number; // unix seconds
   label: string;
+  /** The line's colour (a CSS colour or a custom property such as "--bad"); the marker colour when absent. */
+  color?: string;
+  /** Clicking the chart at the marker follows this link (an in-app anchor, also shown to keyboard users beside the chart). */
+  link?: HTMLAnchorElement;
 }
+
+/** The pixel distance from a marker within which a click on the chart opens it. */
+const MARKER_HIT_PX = 6;
 
 export interface Line {
   label: string;
@@ -58,9 +65,34 @@ function observeWidth(box: HTMLElement, u: uPlot, height: number): ResizeObserve
   return ro;
 }
 
+function markerColor(m: Marker): string {
+  const c = m.color ?? "--marker";
+  return (c.startsWith("--") ? cssVar(c) : c) || "#9a6700";
+}
+
 function markersPlugin(markers: Marker[]): uPlot.Plugin {
+  const linked = markers.filter((m) => m.link);
   return {
     hooks: {
+      init: (u: uPlot) => {
+        if (!linked.length) return;
+        const near = (ev: MouseEvent) => {
+          const x = ev.offsetX;
+          let best: Marker | undefined;
+          let dist = MARKER_HIT_PX + 1;
+          for (const m of linked) {
+            const d = Math.abs(u.valToPos(m.t, "x") - x);
+            if (d < dist) [best, dist] = [m, d];
+          }
+          return best;
+        };
+        u.over.addEventListener("mousemove", (ev) => {
+          const m = near(ev);
+          u.over.style.cursor = m ? "pointer" : "";
+          u.over.title = m ? `${m.label}: click to open` : "";
+        });
+        u.over.addEventListener("click", (ev) => near(ev)?.link?.click());
+      },
       draw: (u: uPlot) => {
         const ctx = u.ctx;
         const { top, height } = u.bbox;
@@ -69,14 +101,14 @@ function markersPlugin(markers: Marker[]): uPlot.Plugin {
         markers.forEach((m, i) => {
           const x = Math.round(u.valToPos(m.t, "x", true));
           if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) return;
-          ctx.strokeStyle = cssVar("--marker") || "#9a6700";
+          ctx.strokeStyle = markerColor(m);
           ctx.setLineDash([4 * devicePixelRatio, 3 * devicePixelRatio]);
           ctx.lineWidth = devicePixelRatio;
           ctx.beginPath();
           ctx.moveTo(x, top);
           ctx.lineTo(x, top + height);
           ctx.stroke();
-          ctx.fillStyle = cssVar("--marker") || "#9a6700";
+          ctx.fillStyle = markerColor(m);
           ctx.fillText("▶ " + m.label, x + 3 * devicePixelRatio, top + (12 + 12 * (i % 3)) * devicePixelRatio);
         });
         ctx.restore();

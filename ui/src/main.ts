@@ -4,6 +4,7 @@
 import { APIError } from "./api";
 import { clear, h } from "./dom";
 import { renderCompare } from "./pages/compare";
+import { renderDeployment, renderDeployments } from "./pages/deployments";
 import { renderService } from "./pages/service";
 import { renderServices } from "./pages/services";
 import { createRouter, Page } from "./router";
@@ -54,6 +55,11 @@ function resolve(path: string): Page {
     return (main, ctx) => renderService(main, ctx, service);
   }
   if (path === "/compare") return renderCompare;
+  if (path === "/deployments") return renderDeployments;
+  if (path.startsWith("/deployments/")) {
+    const id = decodeURIComponent(path.slice("/deployments/".length));
+    return (main, ctx) => renderDeployment(main, ctx, id);
+  }
   return (main) => clear(main, h("h1", {}, "Not found"), h("p", {}, "No page at ", h("code", {}, path), ". ", h("a", { href: "/", "data-nav": true }, "Back to services")));
 }
 
@@ -61,7 +67,7 @@ function resolve(path: string): Page {
 function markNav(path: string) {
   for (const a of document.querySelectorAll<HTMLAnchorElement>("header nav a")) {
     const page = a.dataset.page;
-    const active = (page === "services" && (path === "/" || path.startsWith("/service/"))) || (page === "compare" && path.startsWith("/compare"));
+    const active = (page === "services" && (path === "/" || path.startsWith("/service/"))) || (page === "compare" && path.startsWith("/compare")) || (page === "deployments" && path.startsWith("/deployments"));
     if (active) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }

@@ -68,9 +68,12 @@ export async function renderCompare(main: HTMLElement, ctx: PageContext) {
 
   const [svcLabel, svcSel] = select("Service", "service", [["", "— pick a service —"], ...services.map((s) => [s, s] as [string, string])], service, { required: true });
   const [modeLabel, modeSel] = select("Compare", "mode", MODES, mode);
-  const vopts = versions.map((v) => [v, v] as [string, string]);
-  const [baseLabel, baseSel] = select("Baseline version", "base", vopts, p.get("base") ?? versions[versions.length - 2] ?? versions[0] ?? "");
-  const [candLabel, candSel] = select("Candidate version", "cand", vopts, p.get("cand") ?? versions[versions.length - 1] ?? "");
+  // A shared link's versions stay choosable when they served outside the page's range.
+  const known = [...new Set([...versions, ...[p.get("base"), p.get("cand")].filter((v): v is string => !!v)])].sort(versionSort);
+  const vopts: [string, string][] = [["", "any version"], ...known.map((v) => [v, v] as [string, string])];
+  const ranged = mode === "ranges";
+  const [baseLabel, baseSel] = select("Baseline version", "base", vopts, p.get("base") ?? (ranged ? "" : (versions[versions.length - 2] ?? versions[0] ?? "")));
+  const [candLabel, candSel] = select("Candidate version", "cand", vopts, p.get("cand") ?? (ranged ? "" : (versions[versions.length - 1] ?? "")));
   const [offLabel, offSel] = select("Baseline: same window, earlier by", "offset", OFFSETS.map((o) => [o, o]), p.get("offset") ?? "1d");
   const [winLabel, winSel] = select("Window", "window", [["", "gate default (5m)"], ...WINDOWS.map((w) => [w, w] as [string, string])], p.get("window") ?? "");
   const [kindLabel, kindSel] = select("Span kind", "kind", KINDS.map((k) => [k, k]), kind);
@@ -78,6 +81,12 @@ export async function renderCompare(main: HTMLElement, ctx: PageContext) {
   const opsSel = h("select", { name: "op", id: "f-op", multiple: true, size: Math.min(6, Math.max(2, operations.length)) }, ...operations.map((o) => h("option", { value: o, selected: chosenOps.has(o) }, o)));
   const opsLabel = h("label", { for: "f-op" }, "Operations (none selected: all)");
   const t = (k: string, d: number) => (p.has(k) ? Number(p.get(k)) : d);
+  // The inputs have minute resolution: a range from a link (a deployment's
+  // windows) is kept to the second while its input still shows it.
+  const exact = (input: HTMLInputElement, k: string) => {
+    const v = Number(p.get(k));
+    return p.has(k) && Number.isFinite(v) && input.value === toLocalInput(v) ? v : fromLocalInput(input.value);
+  };
   const half = Math.floor(tr.seconds / 2);
   const bStart = h("input", { type: "datetime-local", id: "f-bstart", value: toLocalInput(t("bstart", tr.start)) });
   const bEnd = h("input", { type: "datetime-local", id: "f-bend", value: toLocalInput(t("bend", tr.start + half)) });
@@ -106,7 +115,7 @@ export async function renderCompare(main: HTMLElement, ctx: PageContext) {
     h("div", { class: "row" }, h("button", { type: "submit", class: "primary" }, "Compare")),
   );
   const showMode = () => {
-    versionsFs.hidden = modeSel.value !== "versions";
+    versionsFs.hidden = modeSel.value !== "versions" && modeSel.value !== "ranges";
     offsetFs.hidden = modeSel.value !== "offset";
     rangesFs.hidden = modeSel.value !== "ranges";
     winSel.disabled = modeSel.value === "ranges";
@@ -152,14 +161,16 @@ export async function renderCompare(main: HTMLElement, ctx: PageContext) {
       body.candidate = {};
       url.offset = offSel.value;
     } else if (m === "ranges") {
-      const [bs, be, cs, ce] = [bStart, bEnd, cStart, cEnd].map((i) => fromLocalInput(i.value));
+      const [bs, be, cs, ce] = ([[bStart, "bstart"], [bEnd, "bend"], [cStart, "cstart"], [cEnd, "cend"]] as const).map(([i, k]) => exact(i, k));
       if (![bs, be, cs, ce].every(Number.isFinite) || be <= bs || ce <= cs) {
         clear(out, h("p", { class: "bad" }, "Each range needs a start before its end."));
         return;
       }
-      body.baseline = { start: rfc3339(bs), end: rfc3339(be) };
-      body.candidate = { start: rfc3339(cs), end: rfc3339(ce) };
-      Object.assign(url, { bstart: String(bs), bend: String(be), cstart: String(cs), cend: String(ce) });
+      // Versions are optional here: a deployment's before/after comparison names both.
+      const arm = (start: number, end: number, version: string) => ({ start: rfc3339(start), end: rfc3339(end), ...(version ? { matchers: `service_version="${escapeLabelValue(version)}"` } : {}) });
+      body.baseline = arm(bs, be, baseSel.value);
+      body.candidate = arm(cs, ce, candSel.value);
+      Object.assign(url, { bstart: String(bs), bend: String(be), cstart: String(cs), cend: String(ce), base: baseSel.value || null, cand: candSel.value || null });
     }
     const q = new URLSearchParams(location.search);
     for (const k of ["service", "mode", "window", "kind", "base", "cand", "offset", "bstart", "bend", "cstart", "cend", "op"]) q.delete(k);

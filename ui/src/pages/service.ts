@@ -1,11 +1,12 @@
 // Service page: operations table, RED charts, latency heatmap, the same split by version.
 
-import { MatrixSeries, naming, query, queryRange, RequestContext, val } from "../api";
+import { APIError, deployments, MatrixSeries, naming, query, queryRange, RequestContext, val } from "../api";
 import { Chart, heatmap, Line, Marker, timeChart } from "../charts";
 import { clear, h, navLink } from "../dom";
 import { decumulate, errorRatioQuery, fmtMs, fmtNum, fmtPct, kindMatcher, Matcher, msBound, Naming, promDuration, quantileQuery, rateWindow, sampleValue, selector, stepFor, sumRate, unitNote } from "../promql";
 import type { PageContext } from "../router";
 import { href, params, setParams, timeRange } from "../state";
+import { deployBadge, deploymentHref, unixOf } from "./deployments";
 import { noTraffic } from "./empty";
 import { KIND_CHOICES, keyOf, quantileBy, versionSort } from "./shared";
 
@@ -97,6 +98,9 @@ function redCharts(xs: number[], red: Red, markers: Marker[], split?: { title: s
   return out;
 }
 
+/** The colour of a deploy marker by the deployment's verdict. */
+const VERDICT_COLOR: Record<string, string> = { pass: "--ok", regression: "--bad", inconclusive: "--warn", watching: "--marker", pending: "--marker" };
+
 /** When each version first served traffic: the step index, -1 for none in the range. */
 interface FirstTraffic {
   label: string;
@@ -152,6 +156,7 @@ export async function renderService(main: HTMLElement, ctx: PageContext, service
   const redBox = h("div", { class: "grid" });
   const heatBox = h("div", {});
   const verBox = h("div", { class: "grid" });
+  const deployNote = h("p", { class: "muted deploys" });
   clear(
     main,
     head,
@@ -160,6 +165,7 @@ export async function renderService(main: HTMLElement, ctx: PageContext, service
     opsBox,
     h("h2", {}, "Requests, errors, latency"),
     opNote,
+    deployNote,
     redBox,
     h("h2", {}, "Latency heatmap"),
     heatBox,
@@ -167,7 +173,7 @@ export async function renderService(main: HTMLElement, ctx: PageContext, service
     h(
       "p",
       { class: "muted" },
-      "The same charts split by service_version. ▶ marks, here and on the charts above, where a version first served traffic in this range; a version already serving when the range starts has no marker.",
+      "The same charts split by service_version. ▶ marks, here and on the charts above, each deployment in this range, coloured by its verdict (click one to open it); without the server's deployments, where a version first served traffic.",
     ),
     verBox,
   );
@@ -251,11 +257,31 @@ export async function renderService(main: HTMLElement, ctx: PageContext, service
     return { lines, labelled, idle: !versions.length, ...(labelled ? firstTraffic(xs, lines(rate)) : { first: [], markers: [] }) };
   });
 
+  // Deploy markers: the server's deployments of this service in the range
+  // (null: a server without the deployments API, which gets first-traffic markers).
+  const deployMarkers = deployments(ctx, { service, since: tr.start, limit: 200 }).then(
+    ({ events: ds }) => {
+      const inRange = ds.filter((d) => d.service === service && unixOf(d.first_seen) >= tr.start && unixOf(d.first_seen) <= tr.end).reverse();
+      const out: Marker[] = inRange.map((d) => {
+        const verdict = d.state === "watching" ? "watching" : d.verdict;
+        const label = `${d.version} ${verdict}`;
+        return { t: unixOf(d.first_seen), label, color: VERDICT_COLOR[verdict] ?? "--marker", link: navLink(deploymentHref(d), deployBadge(d), " ", `${d.previous_version ? d.previous_version + " → " : ""}${d.version} (${d.shape}) at ${new Date(unixOf(d.first_seen) * 1000).toLocaleString()}`) };
+      });
+      clear(deployNote, out.length ? ["Deployments in this range: ", out.map((mk, i) => [i ? "; " : "", mk.link!]), "."] : "No deployments of this service in this range.");
+      return out;
+    },
+    (e) => {
+      if (e instanceof APIError && (e.status === 404 || e.status === 405)) return null;
+      throw e;
+    },
+  );
+  const markersFor = (first: Marker[]) => deployMarkers.then((d) => d ?? first);
+
   // RED charts.
   const redTask = (async () => {
     const [red, markers] = await Promise.all([
       redRange(ctx, n, m, win, [], tr.start, tr.end, step),
-      verLines.then((v) => v.markers).catch(() => [] as Marker[]), // the by-version part reports the error
+      markersFor(await verLines.then((v) => v.markers).catch(() => [] as Marker[])), // the by-version part reports the error
     ]);
     for (const c of redCharts(xs, red, markers)) add(redBox, c);
   })();
@@ -301,7 +327,8 @@ export async function renderService(main: HTMLElement, ctx: PageContext, service
       return;
     }
     const r = await red;
-    for (const c of redCharts(xs, r, v.markers, { title: "by version", lines: v.lines })) add(verBox, c);
+    const markers = await markersFor(v.markers).catch(() => v.markers); // the main charts report the error
+    for (const c of redCharts(xs, r, markers, { title: "by version", lines: v.lines })) add(verBox, c);
     const when = (f: FirstTraffic) =>
       f.index < 0 ? "no traffic in this range" : f.index === 0 ? "serving when the range starts" : "▶ first traffic at " + new Date(xs[f.index] * 1000).toLocaleString();
     verBox.after(h("p", { class: "muted versions" }, "Versions in this range: ", v.first.map((f, i) => [i ? "; " : "", h("strong", {}, f.label), ": ", when(f)]), "."));

@@ -1,6 +1,6 @@
 // Services: one row per service, sorted by impact (P95 × request rate).
 
-import { APIError, byLabel, compare, labelValues, naming, query, queryRange, val } from "../api";
+import { APIError, byLabel, compare, Deployment, deployments, labelValues, naming, query, queryRange, val } from "../api";
 import { sparkline } from "../charts";
 import { clear, h, navLink } from "../dom";
 import { errorRatioQuery, fmtMs, fmtNum, fmtPct, kindMatcher, promDuration, selector, stepFor, sumRate, unitNote } from "../promql";
@@ -8,6 +8,7 @@ import type { PageContext } from "../router";
 import { href, params, setParams, timeRange } from "../state";
 import { noTraffic } from "./empty";
 import { firstSeenQuery, KIND_CHOICES, quantileBy, recentRate, versionSort } from "./shared";
+import { age, deployBadge, deploymentHref, unixOf } from "./deployments";
 import { CompareData, verdictBadge } from "./verdict";
 
 interface Row {
@@ -170,8 +171,36 @@ export async function renderServices(main: HTMLElement, ctx: PageContext) {
   });
   applyFilter();
 
-  // Latest verdict: the gate's comparison of the two versions that served
-  // traffic in its window (the same code as `spanwatch gate`), a few at a time.
+  // Latest verdict: the server's verdict of each service's latest
+  // deployment. A server without the deployments API gets the gate's
+  // comparison of the two versions that served traffic in its window.
+  let events: Deployment[] | null;
+  let unversioned = new Set<string>();
+  try {
+    const ds = await deployments(ctx, { limit: 1000 });
+    events = ds.events;
+    unversioned = new Set(ds.withoutVersion);
+  } catch (e) {
+    if (ctx.signal.aborted) return;
+    if (!(e instanceof APIError && (e.status === 404 || e.status === 405))) ctx.showError(e);
+    events = null;
+  }
+  if (events) {
+    const latest = new Map<string, Deployment>();
+    for (const d of events) if (!latest.has(d.service)) latest.set(d.service, d); // newest first
+    for (const r of rows) {
+      const d = latest.get(r.name);
+      const cell = verdictCells.get(r.name)!;
+      if (!d) {
+        const why = unversioned.has(r.name) || !r.versions.length ? "no service.version resource attribute: deployments cannot be told apart" : "no deployment seen: one version since spanwatch started watching";
+        clear(cell, h("span", { class: "muted", title: why }, "–"));
+        continue;
+      }
+      const first = unixOf(d.first_seen);
+      clear(cell, navLink(deploymentHref(d), deployBadge(d)), " ", h("span", { class: "muted deploy-meta", title: `${d.previous_version ?? "?"} → ${d.version}, first seen ${new Date(first * 1000).toLocaleString()}` }, `${d.shape} ${d.version}, ${age(first)}`));
+    }
+    return;
+  }
   const todo = rows.filter((r) => r.versions.length >= 2).map((r) => r.name);
   let unavailable = false;
   const worker = async () => {
