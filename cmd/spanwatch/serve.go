@@ -74,6 +74,8 @@ func newServeCmd(a *kingpin.Application) *serveCmd {
 		Default("2m").SetValue(&c.queryTimeout)
 	cmd.Flag("query.max-samples", "Maximum number of samples a single query may load into memory.").
 		Default("50000000").IntVar(&c.opts.Query.MaxSamples)
+	cmd.Flag("query.max-concurrency", "Maximum number of queries executed concurrently; further queries wait for a slot, at most --query.timeout.").
+		Default("20").IntVar(&c.opts.Query.MaxConcurrency)
 	cmd.Flag("query.lookback-delta", "How far back an instant selector looks for the latest sample.").
 		Default("5m").SetValue(&c.lookback)
 	cmd.Flag("enable-feature", "Comma-separated PromQL feature flags, as in Prometheus: "+strings.Join(slices.Sorted(maps.Keys(query.FeatureNames)), ", ")+".").

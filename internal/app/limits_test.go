@@ -2,6 +2,8 @@ package app_test
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -40,6 +42,14 @@ func TestMemoryLimitEndToEnd(t *testing.T) {
 	err := send("grpc+gzip")
 	require.ErrorContains(t, err, "ResourceExhausted")
 	require.ErrorContains(t, err, "soft limit")
+	// Queries too: 503 with a message, in the Prometheus envelope.
+	resp, err := http.Get("http://" + a.WebAddr().String() + "/api/v1/query?query=1")
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "%s", body)
+	require.Contains(t, string(body), `"errorType":"unavailable"`)
+	require.Contains(t, string(body), "soft limit")
 	h.v.Store(100)
 	require.Eventually(t, func() bool { return send("http") == nil }, 5*time.Second, 10*time.Millisecond)
 	require.NoError(t, send("grpc+gzip"))
