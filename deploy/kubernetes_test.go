@@ -12,7 +12,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path"
-	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -30,6 +29,7 @@ import (
 
 	"github.com/spanwatch/spanwatch/internal/app"
 	"github.com/spanwatch/spanwatch/internal/config"
+	"github.com/spanwatch/spanwatch/internal/memlimit"
 	"github.com/spanwatch/spanwatch/internal/testutil"
 	"github.com/spanwatch/spanwatch/internal/web"
 )
@@ -366,21 +366,12 @@ func TestServerSecurity(t *testing.T) {
 	}
 }
 
-// goMemLimit parses GOMEMLIMIT as the Go runtime does: bytes, with an
-// optional B, KiB, MiB, GiB or TiB suffix.
-func goMemLimit(t *testing.T, v string) int64 {
-	t.Helper()
-	m := regexp.MustCompile(`^(\d+)(B|KiB|MiB|GiB|TiB)?$`).FindStringSubmatch(v)
-	require.NotNil(t, m, "GOMEMLIMIT=%q", v)
-	n, err := strconv.ParseInt(m[1], 10, 64)
-	require.NoError(t, err)
-	shift := map[string]uint{"": 0, "B": 0, "KiB": 10, "MiB": 20, "GiB": 30, "TiB": 40}[m[2]]
-	return n << shift
-}
-
-// TestServerMemory requires a memory limit equal to the request and
-// GOMEMLIMIT at 85–95 % of it, in the base and in the overlay that
-// changes it.
+// TestServerMemory requires a memory limit equal to the request, and
+// spanwatch's memory limit (from which GOMEMLIMIT and the soft limit of
+// the memory limiter derive) taken from it: either --memory.limit is left
+// at auto (the cgroup limit, which is limits.memory) or it equals
+// limits.memory. A GOMEMLIMIT variable would override the derived runtime
+// limit and go stale when the limit changes: none is set.
 func TestServerMemory(t *testing.T) {
 	limits := map[string]int64{}
 	for _, dir := range serverDirs {
@@ -390,20 +381,25 @@ func TestServerMemory(t *testing.T) {
 			require.True(t, ok, "a memory limit")
 			require.Equal(t, limit.String(), ptrTo(s.c.Resources.Requests[corev1.ResourceMemory]).String(),
 				"memory request = limit: the pod is not evicted for using what it was given")
-			var env string
 			for _, e := range s.c.Env {
-				if e.Name == "GOMEMLIMIT" {
-					require.Nil(t, e.ValueFrom)
-					env = e.Value
+				require.NotEqual(t, "GOMEMLIMIT", e.Name, "spanwatch sets the runtime limit from --memory.limit")
+			}
+			flag := memlimit.Auto
+			for _, a := range s.c.Args {
+				if v, ok := strings.CutPrefix(a, "--memory.limit="); ok {
+					flag = v
 				}
 			}
-			require.NotEmpty(t, env, "GOMEMLIMIT is set")
-			ratio := float64(goMemLimit(t, env)) / float64(limit.Value())
-			require.InDelta(t, 0.9, ratio, 0.05, "GOMEMLIMIT=%s for a %s limit", env, limit.String())
+			if flag != memlimit.Auto {
+				n, src, err := memlimit.Resolve(flag)
+				require.NoError(t, err)
+				require.Equal(t, memlimit.SourceFlag, src)
+				require.EqualValues(t, limit.Value(), n, "--memory.limit=%s for a %s limit", flag, limit.String())
+			}
 			limits[dir] = limit.Value()
 		})
 	}
-	require.NotEqual(t, limits["base"], limits["overlays/example"], "the overlay changes the limit (and with it GOMEMLIMIT)")
+	require.NotEqual(t, limits["base"], limits["overlays/example"], "the overlay changes the limit (and with it spanwatch's)")
 }
 
 func TestServerDisruptionBudget(t *testing.T) {

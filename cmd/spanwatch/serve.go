@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"syscall"
@@ -20,6 +21,7 @@ import (
 	"github.com/spanwatch/spanwatch/internal/app"
 	"github.com/spanwatch/spanwatch/internal/config"
 	"github.com/spanwatch/spanwatch/internal/export"
+	"github.com/spanwatch/spanwatch/internal/memlimit"
 	"github.com/spanwatch/spanwatch/internal/query"
 	"github.com/spanwatch/spanwatch/internal/web"
 )
@@ -36,6 +38,7 @@ type serveCmd struct {
 	corsOrigin     string
 	externalLabels map[string]string
 	features       []string
+	memoryLimit    string
 	logLevel       string
 	logFormat      string
 }
@@ -65,10 +68,14 @@ func newServeCmd(a *kingpin.Application) *serveCmd {
 		Default("15d").SetValue(&c.retention)
 	cmd.Flag("storage.mode", "tsdb: store span metrics in the embedded TSDB; none: stateless (exposition and remote write only).").
 		Default(app.StorageTSDB).EnumVar(&c.opts.StorageMode, app.StorageTSDB, app.StorageNone)
+	cmd.Flag("memory.limit", "Memory budget: auto (the container's cgroup memory limit, none without one), none, or a size such as 2GiB. 90 % of it becomes the Go runtime's GOMEMLIMIT (unless that variable is set) and the hard limit, above which garbage collection is forced; above 80 % OTLP requests are refused with a retryable error (gRPC RESOURCE_EXHAUSTED, HTTP 429) and queries with 503 until memory falls.").
+		Default(memlimit.Auto).StringVar(&c.memoryLimit)
 	cmd.Flag("query.timeout", "Maximum time a query may take before it is aborted.").
 		Default("2m").SetValue(&c.queryTimeout)
 	cmd.Flag("query.max-samples", "Maximum number of samples a single query may load into memory.").
 		Default("50000000").IntVar(&c.opts.Query.MaxSamples)
+	cmd.Flag("query.max-concurrency", "Maximum number of queries executed concurrently; further queries wait for a slot, at most --query.timeout.").
+		Default("20").IntVar(&c.opts.Query.MaxConcurrency)
 	cmd.Flag("query.lookback-delta", "How far back an instant selector looks for the latest sample.").
 		Default("5m").SetValue(&c.lookback)
 	cmd.Flag("enable-feature", "Comma-separated PromQL feature flags, as in Prometheus: "+strings.Join(slices.Sorted(maps.Keys(query.FeatureNames)), ", ")+".").
@@ -131,6 +138,9 @@ func (c *serveCmd) run(ctx context.Context, stderr io.Writer) error {
 	if c.opts.CORSOrigin, err = web.CompileCORSOrigin(c.corsOrigin); err != nil {
 		return usageError{fmt.Errorf("--web.cors.origin: %w", err)}
 	}
+	if c.opts.Memory.Limit, c.opts.Memory.Source, err = memlimit.Resolve(c.memoryLimit); err != nil {
+		return usageError{fmt.Errorf("--memory.limit: %w", err)}
+	}
 	c.opts.Config = config.Default()
 	if c.configFile != "" {
 		f, err := config.Load(c.configFile)
@@ -147,6 +157,13 @@ func (c *serveCmd) run(ctx context.Context, stderr io.Writer) error {
 		return err // exit 1: the flags are fine, the disk is not
 	case err != nil:
 		return usageError{err}
+	}
+	if m := a.Memory(); m != nil {
+		gml := m.SetGoMemLimit(os.Getenv, debug.SetMemoryLimit)
+		logger.Info("memory limit set", "source", c.opts.Memory.Source, "limit", units.Base2Bytes(m.Limit()).String(),
+			"soft_limit", units.Base2Bytes(m.SoftLimit()).String(), "gomemlimit", units.Base2Bytes(gml).String())
+	} else {
+		logger.Info("no memory limit (none given, no cgroup limit found): OTLP requests and queries are not refused under memory pressure")
 	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)

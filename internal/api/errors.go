@@ -7,6 +7,8 @@ import (
 	"net/http"
 
 	"github.com/prometheus/prometheus/promql"
+
+	"github.com/spanwatch/spanwatch/internal/query"
 )
 
 // errorType is the errorType field of an error response. The values and
@@ -77,6 +79,8 @@ func execError(err error) *apiError {
 		storageErr    promql.ErrStorage
 	)
 	switch {
+	case errors.Is(err, query.ErrMemoryLimit):
+		return &apiError{errorUnavailable, err}
 	case errors.As(err, &canceled):
 		return &apiError{errorCanceled, err}
 	case errors.As(err, &timeout):

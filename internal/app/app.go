@@ -27,6 +27,7 @@ import (
 	"github.com/spanwatch/spanwatch/internal/export"
 	"github.com/spanwatch/spanwatch/internal/gate"
 	"github.com/spanwatch/spanwatch/internal/ingest"
+	"github.com/spanwatch/spanwatch/internal/memlimit"
 	"github.com/spanwatch/spanwatch/internal/query"
 	"github.com/spanwatch/spanwatch/internal/rules"
 	"github.com/spanwatch/spanwatch/internal/spanmetrics"
@@ -60,6 +61,9 @@ type Options struct {
 	Storage store.Options
 	// Query configures the PromQL engine.
 	Query query.Options
+	// Memory configures the memory limiter: its Limit (0: none) bounds
+	// OTLP ingest and queries. Logger and Registerer are set by New.
+	Memory memlimit.Options
 	// QueryURL, when set, makes the query API read from that
 	// Prometheus-compatible server instead of the embedded TSDB.
 	QueryURL string
@@ -131,6 +135,7 @@ type App struct {
 	now      func() time.Time
 	reg      *prometheus.Registry
 	ready    *web.Readiness
+	mem      *memlimit.Limiter // nil: no memory limit
 	agg      *spanmetrics.Aggregator
 	expo     *export.Exposition
 	receiver *ingest.Receiver
@@ -143,6 +148,8 @@ type App struct {
 	web      *web.Server
 	sinks    []sink
 
+	stopMem   context.CancelFunc
+	memDone   chan struct{}
 	flushMu   sync.Mutex
 	flushes   prometheus.Counter
 	stopFlush chan struct{}
@@ -182,7 +189,12 @@ func New(opts Options) (*App, error) {
 	a.reg.MustRegister(a.flushes)
 	a.ready = web.NewReadiness("starting")
 
+	mo := opts.Memory
+	mo.Logger, mo.Registerer = a.logger.With("component", "memlimit"), a.reg
 	var err error
+	if a.mem, err = memlimit.New(mo); err != nil {
+		return nil, err
+	}
 	a.agg, err = spanmetrics.New(opts.Config.SpanMetrics, spanmetrics.Options{
 		Naming:     opts.Config.Exposition,
 		Logger:     a.logger.With("component", "spanmetrics"),
@@ -203,6 +215,9 @@ func New(opts Options) (*App, error) {
 	}
 	if ic.HTTP == (ingest.ServerConfig{}) {
 		ic.HTTP = opts.Config.OTLP.HTTP
+	}
+	if a.mem != nil && ic.Memory == nil {
+		ic.Memory = a.mem
 	}
 	a.receiver, err = ingest.New(ic, a.agg, a.logger.With("component", "ingest"), a.reg)
 	if err != nil {
@@ -256,6 +271,12 @@ func New(opts Options) (*App, error) {
 // Start binds every listener and starts the flush loop. On error, what was
 // started is stopped again.
 func (a *App) Start() error {
+	if a.mem != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		a.stopMem, a.memDone = cancel, make(chan struct{})
+		go func() { defer close(a.memDone); a.mem.Run(ctx) }()
+		a.logger.Info("memory limit", "limit", a.mem.Limit(), "soft_limit", a.mem.SoftLimit(), "hard_limit", a.mem.HardLimit())
+	}
 	for _, s := range []*web.Server{a.web, a.metrics} {
 		if err := s.Start(); err != nil {
 			_ = a.Shutdown(context.Background())
@@ -374,6 +395,10 @@ func (a *App) Shutdown(ctx context.Context) error {
 		if err := a.closeStore(); err != nil {
 			a.errShut = errors.Join(a.errShut, fmt.Errorf("close storage: %w", err))
 		}
+		if a.stopMem != nil {
+			a.stopMem()
+			<-a.memDone
+		}
 		a.logger.Info("spanwatch stopped")
 	})
 	return a.errShut
@@ -390,6 +415,9 @@ func (a *App) MetricsAddr() net.Addr { return a.metrics.Addr() }
 
 // WebAddr is the bound web address.
 func (a *App) WebAddr() net.Addr { return a.web.Addr() }
+
+// Memory is the memory limiter; nil without a limit.
+func (a *App) Memory() *memlimit.Limiter { return a.mem }
 
 // Registry is spanwatch's self-metrics registry.
 func (a *App) Registry() *prometheus.Registry { return a.reg }

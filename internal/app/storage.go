@@ -114,6 +114,9 @@ func (a *App) registerAPI(mux *http.ServeMux) error {
 	qo := a.opts.Query
 	qo.Logger = a.logger.With("component", "query")
 	qo.Registerer = a.reg
+	if a.mem != nil && qo.Memory == nil {
+		qo.Memory = a.mem
+	}
 	e, err := query.NewEngine(qo)
 	if err != nil {
 		return err

@@ -3,6 +3,10 @@ package ingest
 import (
 	"context"
 	"errors"
+	"time"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -70,8 +74,8 @@ func newGRPCServer(r *Receiver) *grpcServer {
 	if r.grpcTLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(r.grpcTLS.serverConfig())))
 	}
-	if r.grpcAuth != nil {
-		opts = append(opts, grpc.InTapHandle(g.authenticate))
+	if r.grpcAuth != nil || r.cfg.Memory != nil {
+		opts = append(opts, grpc.InTapHandle(g.tap))
 	}
 	g.srv = grpc.NewServer(opts...)
 	g.srv.RegisterService(&grpc.ServiceDesc{
@@ -104,9 +108,33 @@ func (g *grpcServer) export(_ any, ctx context.Context, dec func(any) error, _ g
 	return &rawResponse{}, nil
 }
 
-// authenticate runs before a call's stream is created, so that the request
-// of a client without credentials is never read. grpc-go reports such a
-// call to no stats handler: it is counted here.
+// tap runs before a call's stream is created, so that the request of a
+// client without credentials, or one arriving above the memory limit, is
+// never read. grpc-go reports such a call to no stats handler: it is
+// counted here.
+func (g *grpcServer) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
+	if g.r.grpcAuth != nil {
+		if ctx, err := g.authenticate(ctx, info); err != nil {
+			return ctx, err
+		}
+	}
+	if m := g.r.cfg.Memory; m != nil {
+		if err := m.Admit("otlp"); err != nil {
+			g.r.m.rejected.WithLabelValues(ProtocolGRPC, ReasonMemoryLimit).Inc()
+			g.r.logger.Debug("rejected OTLP/gRPC request", "reason", ReasonMemoryLimit, "err", err)
+			// RESOURCE_EXHAUSTED is retryable for OTLP exporters only with
+			// RetryInfo.
+			st, derr := status.New(codes.ResourceExhausted, err.Error()).
+				WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(max(time.Second, m.RetryAfter()))})
+			if derr != nil {
+				return ctx, status.Error(codes.Unavailable, err.Error())
+			}
+			return ctx, st.Err()
+		}
+	}
+	return ctx, nil
+}
+
 func (g *grpcServer) authenticate(ctx context.Context, info *tap.Info) (context.Context, error) {
 	var header string
 	if v := info.Header.Get("authorization"); len(v) > 0 {

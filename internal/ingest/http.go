@@ -8,8 +8,10 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	spb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
@@ -52,6 +54,14 @@ func (r *Receiver) httpHandler() http.Handler {
 			r.httpReject(w, contentTypeJSON, http.StatusUnsupportedMediaType, ReasonContentType,
 				fmt.Sprintf("unsupported content type %q: use %s or %s", req.Header.Get("Content-Type"), contentTypeProto, contentTypeJSON))
 			return
+		}
+		if r.cfg.Memory != nil {
+			if err := r.cfg.Memory.Admit("otlp"); err != nil {
+				// The body stays unread: nothing is allocated for it.
+				w.Header().Set("Retry-After", strconv.Itoa(int(max(time.Second, r.cfg.Memory.RetryAfter()).Seconds())))
+				r.httpReject(w, ct, http.StatusTooManyRequests, ReasonMemoryLimit, err.Error())
+				return
+			}
 		}
 		buf := bufPool.Get().(*bytes.Buffer)
 		defer func() {

@@ -38,6 +38,18 @@ type Config struct {
 	GRPC ServerConfig
 	// HTTP sets TLS and authentication of the OTLP/HTTP receiver.
 	HTTP ServerConfig
+	// Memory, when set, is asked before a request's body is read; a
+	// refusal is answered with a retryable error (gRPC RESOURCE_EXHAUSTED
+	// with RetryInfo, HTTP 429 with Retry-After) and nothing is counted.
+	Memory Admitter
+}
+
+// Admitter decides whether a request may be read: the memory limiter.
+type Admitter interface {
+	// Admit returns an error while new work must wait.
+	Admit(component string) error
+	// RetryAfter is the delay suggested to a refused client.
+	RetryAfter() time.Duration
 }
 
 // DefaultConfig returns the defaults: :4317, :4318, 16 MiB.
@@ -75,6 +87,9 @@ const (
 	// answered with an internal error and logged with the stack, and the
 	// process keeps serving.
 	ReasonInternal = "internal"
+	// ReasonMemoryLimit counts requests refused, unread, while spanwatch's
+	// heap was above its soft memory limit (retryable).
+	ReasonMemoryLimit = "memory_limit"
 )
 
 // errInternal is returned for a request whose processing panicked.
@@ -121,7 +136,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	for _, p := range []string{ProtocolGRPC, ProtocolHTTP} {
 		m.spans.WithLabelValues(p)
-		for _, r := range []string{ReasonDecode, ReasonTooLarge} {
+		for _, r := range []string{ReasonDecode, ReasonTooLarge, ReasonMemoryLimit} {
 			m.rejected.WithLabelValues(p, r)
 		}
 	}

@@ -23,6 +23,13 @@ type Options struct {
 	MaxSamples int
 	// LookbackDelta is how far back an instant selector looks for a sample.
 	LookbackDelta time.Duration
+	// MaxConcurrency is how many queries run at once
+	// (--query.max-concurrency); the others wait for a slot, at most
+	// Timeout. 0 means DefaultMaxConcurrency.
+	MaxConcurrency int
+	// Memory, when set, refuses queries while spanwatch is above its soft
+	// memory limit (ErrMemoryLimit).
+	Memory Admitter
 	// Logger; nil discards.
 	Logger *slog.Logger
 	// Registerer receives the engine's metrics (prometheus_engine_*); nil
@@ -62,9 +69,9 @@ func AllFeatures() Features {
 }
 
 // DefaultOptions are Prometheus's defaults: 2 m timeout, 50 M samples, 5 m
-// lookback.
+// lookback, 20 concurrent queries.
 func DefaultOptions() Options {
-	return Options{Timeout: 2 * time.Minute, MaxSamples: 50_000_000, LookbackDelta: 5 * time.Minute}
+	return Options{Timeout: 2 * time.Minute, MaxSamples: 50_000_000, LookbackDelta: 5 * time.Minute, MaxConcurrency: DefaultMaxConcurrency}
 }
 
 // Validate checks the options.
@@ -74,6 +81,9 @@ func (o *Options) Validate() error {
 	}
 	if o.MaxSamples <= 0 {
 		return fmt.Errorf("query max samples must be positive, got %d", o.MaxSamples)
+	}
+	if o.MaxConcurrency < 0 {
+		return fmt.Errorf("query max concurrency must not be negative, got %d", o.MaxConcurrency)
 	}
 	if o.LookbackDelta <= 0 {
 		return fmt.Errorf("lookback delta must be positive, got %s", o.LookbackDelta)
@@ -86,6 +96,7 @@ type Engine struct {
 	*promql.Engine
 	Parser parser.Parser
 	opts   Options
+	slots  chan struct{}
 }
 
 // NewEngine returns an engine with @ modifiers, negative offsets and native
@@ -117,7 +128,10 @@ func NewEngine(opts Options) (*Engine, error) {
 		UseStartTimestamps:       opts.Features.StartTimestamps,
 		Parser:                   p,
 	})
-	return &Engine{Engine: e, Parser: p, opts: opts}, nil
+	if opts.MaxConcurrency == 0 {
+		opts.MaxConcurrency = DefaultMaxConcurrency
+	}
+	return &Engine{Engine: e, Parser: p, opts: opts, slots: make(chan struct{}, opts.MaxConcurrency)}, nil
 }
 
 // QueryOpts returns the per-query options (lookback) to pass to the
