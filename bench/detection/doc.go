@@ -37,5 +37,13 @@
 // on. Offset mode compares the service now with itself an hour (or a day)
 // earlier under a daily cycle of latency and traffic, with no change.
 //
+// The deployment table (RolloutCell) simulates rollouts instead: a canary,
+// rolling updates and a switch, the previous and the new version drawn per
+// step from before first-seen on. It scores the automatic verdict of each
+// deployment (WatchEvent: same-window looks while the previous version
+// serves, then before-after looks via regress.CompareServiceShifted, one
+// α-spending plan per deployment) next to today's manual gate started after
+// the rollout, on the same draws.
+//
 // cmd/detection prints the matrix; the tests run a reduced version.
 package detection
