@@ -267,7 +267,7 @@ export async function renderService(main: HTMLElement, ctx: PageContext, service
         const label = `${d.version} ${verdict}`;
         return { t: unixOf(d.first_seen), label, color: VERDICT_COLOR[verdict] ?? "--marker", link: navLink(deploymentHref(d), deployBadge(d), " ", `${d.previous_version ? d.previous_version + " → " : ""}${d.version} (${d.shape}) at ${new Date(unixOf(d.first_seen) * 1000).toLocaleString()}`) };
       });
-      clear(deployNote, out.length ? ["Deployments in this range: ", out.map((mk, i) => [i ? "; " : "", mk.link!]), "."] : "No deployments of this service in this range.");
+      clear(deployNote, out.length ? ["Deployments in this range: ", out.map((mk, i) => [i ? "; " : "", mk.link!]), "."] : "No deployments of this service in this range: ▶ marks where a version first served traffic.");
       return out;
     },
     (e) => {
@@ -275,7 +275,8 @@ export async function renderService(main: HTMLElement, ctx: PageContext, service
       throw e;
     },
   );
-  const markersFor = (first: Marker[]) => deployMarkers.then((d) => d ?? first);
+  // With no deployment in the range, ▶ marks where a version first served traffic.
+  const markersFor = (first: Marker[]) => deployMarkers.then((d) => (d?.length ? d : first));
 
   // RED charts.
   const redTask = (async () => {

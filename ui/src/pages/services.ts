@@ -185,23 +185,26 @@ export async function renderServices(main: HTMLElement, ctx: PageContext) {
     if (!(e instanceof APIError && (e.status === 404 || e.status === 405))) ctx.showError(e);
     events = null;
   }
-  if (events) {
-    const latest = new Map<string, Deployment>();
-    for (const d of events) if (!latest.has(d.service)) latest.set(d.service, d); // newest first
-    for (const r of rows) {
-      const d = latest.get(r.name);
-      const cell = verdictCells.get(r.name)!;
-      if (!d) {
-        const why = unversioned.has(r.name) || !r.versions.length ? "no service.version resource attribute: deployments cannot be told apart" : "no deployment seen: one version since spanwatch started watching";
-        clear(cell, h("span", { class: "muted", title: why }, "–"));
+  // Services with two live versions but no deployment event (both were
+  // serving when spanwatch started watching) get the gate's comparison.
+  const todo: string[] = [];
+  const latest = new Map<string, Deployment>();
+  for (const d of events ?? []) if (!latest.has(d.service)) latest.set(d.service, d); // newest first
+  for (const r of rows) {
+    const d = latest.get(r.name);
+    const cell = verdictCells.get(r.name)!;
+    if (!d) {
+      if (r.versions.length >= 2) {
+        todo.push(r.name);
         continue;
       }
-      const first = unixOf(d.first_seen);
-      clear(cell, navLink(deploymentHref(d), deployBadge(d)), " ", h("span", { class: "muted deploy-meta", title: `${d.previous_version ?? "?"} → ${d.version}, first seen ${new Date(first * 1000).toLocaleString()}` }, `${d.shape} ${d.version}, ${age(first)}`));
+      const why = unversioned.has(r.name) || !r.versions.length ? "no service.version resource attribute: deployments cannot be told apart" : "no deployment seen: one version since spanwatch started watching";
+      clear(cell, h("span", { class: "muted", title: why }, "–"));
+      continue;
     }
-    return;
+    const first = unixOf(d.first_seen);
+    clear(cell, navLink(deploymentHref(d), deployBadge(d)), " ", h("span", { class: "muted deploy-meta", title: `${d.previous_version ?? "?"} → ${d.version}, first seen ${new Date(first * 1000).toLocaleString()}` }, `${d.shape} ${d.version}, ${age(first)}`));
   }
-  const todo = rows.filter((r) => r.versions.length >= 2).map((r) => r.name);
   let unavailable = false;
   const worker = async () => {
     for (let name = todo.shift(); name !== undefined; name = todo.shift()) {
